@@ -1,0 +1,141 @@
+"""The FastAPI application: routes, errors as JSON, the service lifespan."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from squall import __version__
+from squall.api import actions, auth, executions, keys, packs, runners, stream
+from squall.config import Settings
+from squall.errors import SquallError
+from squall.server import start_system, stop_system
+
+log = logging.getLogger(__name__)
+
+
+class BodyLimit:
+    """Refuse request bodies over the limit with 413 before reading them whole."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
+                await _too_large(send, self.limit)
+                return
+        seen = 0
+
+        async def limited() -> Any:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLarge:
+            await _too_large(send, self.limit)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _too_large(send: Send, limit: int) -> None:
+    body = JSONResponse(
+        {"faultstring": f"request body is larger than the limit of {limit} bytes"}, 413
+    ).body
+    await send({"type": "http.response.start", "status": 413,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _describe_validation(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path"))
+        msg = err.get("msg", "invalid")
+        if err.get("type") == "json_invalid":
+            return f"request body is not valid JSON: {err.get('ctx', {}).get('error', msg)}"
+        parts.append(f"{loc or 'request'}: {msg}")
+    return "; ".join(parts) or "invalid request"
+
+
+def create_app(settings: Settings, *, start_services: bool = True) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        system = await start_system(settings)
+        app.state.system = system
+        try:
+            yield
+        finally:
+            await stop_system(system)
+
+    app = FastAPI(
+        title="Squall", version=__version__, lifespan=lifespan,
+        openapi_url="/api/v1/openapi.json", docs_url="/api/v1/docs", redoc_url=None,
+    )
+
+    @app.exception_handler(SquallError)
+    async def squall_error(_request: Request, exc: SquallError) -> JSONResponse:
+        return JSONResponse(exc.to_dict(), status_code=exc.http_status)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"faultstring": _describe_validation(exc)}, status_code=400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse({"faultstring": str(exc.detail)}, status_code=exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def crash(_request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error")
+        return JSONResponse(
+            {"faultstring": "internal error; the server log has the details"}, status_code=500
+        )
+
+    @app.get("/health", tags=["health"])
+    async def health(request: Request) -> JSONResponse:
+        system = getattr(request.app.state, "system", None)
+        if system is None or not system.ready:
+            return JSONResponse({"status": "starting"}, status_code=503)
+        return JSONResponse({"status": "ok", "version": __version__})
+
+    @app.get("/api/v1", tags=["health"])
+    @app.get("/api/v1/", include_in_schema=False)
+    async def api_root() -> dict[str, Any]:
+        return {"version": __version__, "docs_url": "/api/v1/docs"}
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def index() -> str:
+        return _INDEX
+
+    for module in (executions, actions, runners, packs, keys, auth, stream):
+        app.include_router(module.router)
+    app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
+    return app
+
+
+_INDEX = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Squall</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"></head>
+<body style="font-family: system-ui, sans-serif; max-width: 40em; margin: 3em auto">
+<h1>Squall</h1><p>The server is running. The API is at <a href="/api/v1/docs">/api/v1</a>;
+the event stream at <code>/stream/v1/stream</code>.</p></body></html>"""

@@ -1,0 +1,118 @@
+"""/auth/v1/tokens and /api/v1/apikeys: signing in and API keys."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+from fastapi import APIRouter, Body, Depends, Request, Response
+
+from squall.api.deps import current_user, forget_credentials, iso, system
+from squall.errors import InvalidInput, Unauthorized
+from squall.store import auth
+
+router = APIRouter(tags=["auth"])
+
+
+def _basic(request: Request) -> tuple[str, str]:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic" or not value:
+        raise Unauthorized("sign in with HTTP basic authentication (user and password)")
+    try:
+        user, _, password = base64.b64decode(value).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        raise Unauthorized("malformed basic authentication header") from None
+    return user, password
+
+
+@router.post("/auth/v1/tokens", status_code=201)
+async def create_token(
+    request: Request, body: dict[str, Any] | None = Body(default=None)
+) -> dict[str, Any]:
+    sys = system(request)
+    user, password = _basic(request)
+    ttl = (body or {}).get("ttl") or sys.settings.token_ttl_seconds
+    if not isinstance(ttl, int) or ttl <= 0 or ttl > sys.settings.token_ttl_seconds:
+        raise InvalidInput(f"ttl must be between 1 and {sys.settings.token_ttl_seconds} seconds")
+
+    def sign_in(conn: Any) -> dict[str, Any] | None:
+        row = auth.get_user(conn, user)
+        if row is None or not row["enabled"] or not auth.verify_password(password, row["password_hash"]):
+            return None
+        return auth.create_token(conn, user, ttl)
+
+    token = await sys.db.write(sign_in)
+    if token is None:
+        raise Unauthorized("invalid user name or password")
+    return {
+        "id": token["id"], "user": user, "token": token["token"],
+        "expiry": iso(token["expiry"]), "metadata": token["metadata"],
+    }
+
+
+def apikey_view(row: dict[str, Any], key: str | None = None) -> dict[str, Any]:
+    view = {
+        "id": row["id"], "uid": f"api_key:{row['key_hash']}", "user": row["user"],
+        "key_hash": row["key_hash"], "metadata": row["metadata"], "enabled": row["enabled"],
+        "created_at": iso(row["created_at"]), "expires_at": iso(row["expires_at"]),
+    }
+    if key:
+        view["key"] = key
+    return view
+
+
+@router.get("/api/v1/apikeys")
+async def list_apikeys(request: Request, _user: str = Depends(current_user)) -> list[dict[str, Any]]:
+    return [apikey_view(r) for r in await system(request).db.read(auth.list_api_keys)]
+
+
+@router.post("/api/v1/apikeys", status_code=201)
+async def create_apikey(
+    request: Request, body: dict[str, Any] = Body(default_factory=dict),
+    caller: str = Depends(current_user),
+) -> dict[str, Any]:
+    user = body.get("user") or caller
+    metadata = body.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise InvalidInput("'metadata' must be an object")
+
+    def make(conn: Any) -> tuple[str, dict[str, Any]]:
+        if auth.get_user(conn, user) is None:
+            auth.create_user(conn, user, None)
+        return auth.create_api_key(conn, user, metadata=metadata)
+
+    key, row = await system(request).db.write(make)
+    return apikey_view(row, key)
+
+
+@router.get("/api/v1/apikeys/{key_id}")
+async def get_apikey(request: Request, key_id: str, _user: str = Depends(current_user)) -> dict[str, Any]:
+    return apikey_view(await system(request).db.read(auth.get_api_key, key_id))
+
+
+@router.put("/api/v1/apikeys/{key_id}")
+async def update_apikey(
+    request: Request, key_id: str, body: dict[str, Any] = Body(...),
+    _user: str = Depends(current_user),
+) -> dict[str, Any]:
+    def update(conn: Any) -> dict[str, Any]:
+        row = auth.get_api_key(conn, key_id)
+        if "enabled" in body:
+            auth.update_api_key(conn, row["id"], enabled=bool(body["enabled"]))
+        return auth.get_api_key(conn, row["id"])
+
+    row = await system(request).db.write(update)
+    forget_credentials()
+    return apikey_view(row)
+
+
+@router.delete("/api/v1/apikeys/{key_id}", status_code=204)
+async def delete_apikey(request: Request, key_id: str, _user: str = Depends(current_user)) -> Response:
+    def delete(conn: Any) -> None:
+        auth.delete_api_key(conn, auth.get_api_key(conn, key_id)["id"])
+
+    await system(request).db.write(delete)
+    forget_credentials()
+    return Response(status_code=204)

@@ -1,0 +1,180 @@
+"""/api/v1/executions: run actions, follow them, cancel and re-run them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
+from fastapi.responses import PlainTextResponse
+
+from squall.api.deps import (
+    check_limit, current_user, iso, paged, parse_time, select_attributes, system,
+)
+from squall.api.runners import runner_view
+from squall.core import params as core_params
+from squall.errors import InvalidInput
+from squall.runners.registry import get_runner
+from squall.services import executions as svc
+from squall.store import executions as exe_store
+
+router = APIRouter(prefix="/api/v1/executions", tags=["executions"])
+
+MASK = "********"
+
+
+def execution_view(row: dict[str, Any], children: list[str] | None = None) -> dict[str, Any]:
+    """An execution as StackStorm's API shows it (ActionExecutionAPI)."""
+    action = {k: v for k, v in row["action"].items()
+              if k not in ("entry_point_path", "pack_path", "python", "metadata_file")}
+    try:
+        schema = svc.parameter_schema(row["action"])
+        parameters = core_params.mask_secrets(row["parameters"], schema, MASK)
+        runner = runner_view(get_runner(row["runner_type"]).meta)
+    except Exception:  # a runner this Squall no longer has: show what is stored
+        parameters, runner = row["parameters"], {"name": row["runner_type"]}
+    start, end = row["start_timestamp"], row["end_timestamp"]
+    view: dict[str, Any] = {
+        "id": row["id"],
+        "action": action,
+        "runner": runner,
+        "liveaction": {
+            "id": row["id"], "action": row["action_ref"], "parameters": parameters,
+            "status": row["status"], "callback": {}, "runner_info": {},
+        },
+        "status": row["status"],
+        "start_timestamp": iso(start),
+        "end_timestamp": iso(end),
+        "parameters": parameters,
+        "result": row["result"] if row["result"] is not None else {},
+        "context": row["context"],
+        "log": [{"status": e["status"], "timestamp": iso(e["timestamp"])} for e in row["log"]],
+        "web_url": f"/#/executions/{row['id']}",
+    }
+    if end is not None:
+        view["elapsed_seconds"] = round(end - start, 6)
+    if row["parent_id"]:
+        view["parent"] = row["parent_id"]
+    if children:
+        view["children"] = children
+    return view
+
+
+@router.post("", status_code=201)
+async def create_execution(
+    request: Request, body: dict[str, Any] = Body(...), user: str = Depends(current_user)
+) -> dict[str, Any]:
+    ref = body.get("action")
+    if not isinstance(ref, str) or not ref:
+        raise InvalidInput("'action' is required: the ref of the action to run, e.g. core.local")
+    params = body.get("parameters") or {}
+    delay_ms = body.get("delay") or 0
+    if not isinstance(delay_ms, int | float) or delay_ms < 0:
+        raise InvalidInput("'delay' must be a number of milliseconds, 0 or more")
+    sys = system(request)
+    context = body.get("context") if isinstance(body.get("context"), dict) else None
+    row = await sys.db.write(
+        lambda conn: svc.request(
+            conn, action_ref=ref, parameters=params, user=user, keyring=sys.keyring,
+            context=context, delay=delay_ms / 1000.0,
+        )
+    )
+    return execution_view(row)
+
+
+@router.get("")
+async def list_executions(
+    request: Request,
+    response: Response,
+    action: str | None = None,
+    status: str | None = None,
+    parent: str | None = None,
+    user: str | None = None,
+    runner: str | None = None,
+    timestamp_gt: str | None = None,
+    timestamp_lt: str | None = None,
+    limit: int = 50,
+    offset: int = Query(0, ge=0),
+    sort_desc: bool = True,
+    sort_asc: bool = False,
+    include_attributes: str | None = None,
+    exclude_attributes: str | None = None,
+    show_all: bool = Query(False, alias="show_all"),
+    _user: str = Depends(current_user),
+) -> list[dict[str, Any]]:
+    limit = check_limit(limit)
+    rows, total = await system(request).db.read(
+        lambda conn: exe_store.list_(
+            conn, action=action, status=status, parent=parent, user=user, runner=runner,
+            since=parse_time(timestamp_gt, "timestamp_gt"),
+            until=parse_time(timestamp_lt, "timestamp_lt"),
+            limit=limit, offset=offset, sort_desc=sort_desc and not sort_asc,
+        )
+    )
+    paged(response, total, limit)
+    return [select_attributes(execution_view(r), include_attributes, exclude_attributes) for r in rows]
+
+
+async def _get(request: Request, execution_id: str) -> tuple[dict[str, Any], list[str]]:
+    def read(conn: Any) -> tuple[dict[str, Any], list[str]]:
+        return exe_store.get(conn, execution_id), exe_store.children(conn, execution_id)
+
+    return await system(request).db.read(read)
+
+
+@router.get("/{execution_id}")
+async def get_execution(
+    request: Request, execution_id: str, include_attributes: str | None = None,
+    exclude_attributes: str | None = None, _user: str = Depends(current_user),
+) -> dict[str, Any]:
+    row, kids = await _get(request, execution_id)
+    return select_attributes(execution_view(row, kids), include_attributes, exclude_attributes)
+
+
+@router.get("/{execution_id}/children")
+async def get_children(
+    request: Request, execution_id: str, _user: str = Depends(current_user)
+) -> list[dict[str, Any]]:
+    def read(conn: Any) -> list[dict[str, Any]]:
+        ids = exe_store.children(conn, execution_id)
+        found = exe_store.get_many(conn, ids)
+        return [found[i] for i in ids if i in found]
+
+    return [execution_view(r) for r in await system(request).db.read(read)]
+
+
+@router.get("/{execution_id}/output", response_class=PlainTextResponse)
+async def get_output(
+    request: Request, execution_id: str, output_type: str | None = None,
+    _user: str = Depends(current_user),
+) -> str:
+    def read(conn: Any) -> list[dict[str, Any]]:
+        exe_store.get(conn, execution_id)  # 404 for an unknown id
+        return exe_store.output(conn, execution_id, stream=output_type)
+
+    chunks = await system(request).db.read(read)
+    return "".join(c["data"] for c in chunks)
+
+
+@router.delete("/{execution_id}")
+async def cancel_execution(
+    request: Request, execution_id: str, user: str = Depends(current_user)
+) -> dict[str, Any]:
+    row = await system(request).db.write(lambda conn: svc.cancel(conn, execution_id, user))
+    return execution_view(row)
+
+
+@router.post("/{execution_id}/re_run", status_code=201)
+async def rerun_execution(
+    request: Request, execution_id: str, body: dict[str, Any] = Body(default_factory=dict),
+    user: str = Depends(current_user),
+) -> dict[str, Any]:
+    params = body.get("parameters") or {}
+    if not isinstance(params, dict):
+        raise InvalidInput("'parameters' must be an object")
+    if body.get("tasks") or body.get("reset"):
+        raise InvalidInput("re-running from chosen tasks applies to workflows only")
+    sys = system(request)
+    row = await sys.db.write(
+        lambda conn: svc.rerun(conn, execution_id, parameters=params, user=user, keyring=sys.keyring)
+    )
+    return execution_view(row)

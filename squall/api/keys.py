@@ -1,0 +1,97 @@
+"""/api/v1/keys: the datastore (StackStorm's key-value pairs)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
+
+from squall.api.deps import check_limit, current_user, iso, paged, system
+from squall.errors import InvalidInput
+from squall.store import kv
+
+router = APIRouter(prefix="/api/v1/keys", tags=["datastore"])
+
+
+def key_view(row: dict[str, Any], *, decrypt: bool, decrypter: Any) -> dict[str, Any]:
+    value = row["value"]
+    if row["secret"] and decrypt:
+        value = decrypter(value)
+    scope = f"st2kv.{row['scope']}"
+    view = {
+        "id": f"{scope}:{row['owner']}:{row['name']}" if row["owner"] else f"{scope}:{row['name']}",
+        "uid": f"key_value_pair:{scope}:{row['name']}",
+        "name": row["name"],
+        "value": value,
+        "secret": row["secret"],
+        "encrypted": bool(row["secret"] and not decrypt),
+        "scope": scope,
+        "expire_timestamp": iso(row["expire_at"]),
+    }
+    if row["owner"]:
+        view["user"] = row["owner"]
+    return view
+
+
+@router.get("")
+async def list_keys(
+    request: Request, response: Response, scope: str | None = None, prefix: str | None = None,
+    decrypt: bool = False, user: str | None = None, limit: int = 100,
+    offset: int = Query(0, ge=0), caller: str = Depends(current_user),
+) -> list[dict[str, Any]]:
+    sys = system(request)
+    scope_name = None if scope in (None, "all", "st2kv.all") else kv.normalize_scope(scope)
+    limit = check_limit(limit, maximum=10000)
+    rows, total = await sys.db.read(
+        lambda conn: kv.list_(conn, scope=scope_name, user=user or caller, prefix=prefix,
+                              limit=limit, offset=offset)
+    )
+    paged(response, total, limit)
+    return [key_view(r, decrypt=decrypt, decrypter=sys.keyring.decrypt) for r in rows]
+
+
+@router.get("/{name:path}")
+async def get_key(
+    request: Request, name: str, scope: str | None = None, decrypt: bool = False,
+    user: str | None = None, caller: str = Depends(current_user),
+) -> dict[str, Any]:
+    sys = system(request)
+    s = kv.normalize_scope(scope)
+    row = await sys.db.read(lambda conn: kv.get(conn, scope=s, user=user or caller, name=name))
+    return key_view(row, decrypt=decrypt, decrypter=sys.keyring.decrypt)
+
+
+@router.put("/{name:path}")
+async def set_key(
+    request: Request, name: str, body: dict[str, Any] = Body(...),
+    caller: str = Depends(current_user),
+) -> dict[str, Any]:
+    sys = system(request)
+    value = body.get("value")
+    if value is None:
+        raise InvalidInput("'value' is required")
+    if not isinstance(value, str):
+        raise InvalidInput("'value' must be a string (encode structured values as JSON)")
+    s = kv.normalize_scope(body.get("scope"))
+    ttl = body.get("ttl")
+    if ttl is not None and (not isinstance(ttl, int | float) or ttl <= 0):
+        raise InvalidInput("'ttl' must be a positive number of seconds")
+    secret = bool(body.get("secret"))
+    if body.get("encrypted"):
+        raise InvalidInput("storing pre-encrypted values is not supported; send the plain value with secret=true")
+    user = body.get("user") or caller
+    row = await sys.db.write(
+        lambda conn: kv.set_value(conn, scope=s, user=user, name=name, value=value, secret=secret,
+                                  ttl=ttl, encrypt=sys.keyring.encrypt)
+    )
+    return key_view(row, decrypt=False, decrypter=sys.keyring.decrypt)
+
+
+@router.delete("/{name:path}", status_code=204)
+async def delete_key(
+    request: Request, name: str, scope: str | None = None, user: str | None = None,
+    caller: str = Depends(current_user),
+) -> Response:
+    s = kv.normalize_scope(scope)
+    await system(request).db.write(lambda conn: kv.delete(conn, scope=s, user=user or caller, name=name))
+    return Response(status_code=204)

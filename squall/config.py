@@ -1,0 +1,144 @@
+"""Settings, built once at start-up and passed to whoever needs them.
+
+Sources, strongest first: command-line flags, ``SQUALL_*`` environment
+variables, defaults. Nothing else in Squall reads the environment for its
+own settings.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from squall.errors import ConfigError
+
+DEFAULT_PORT = 9101
+BUILTIN_PACKS_DIR = Path(__file__).parent / "builtin_packs"
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "squall"
+
+
+def _int(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _float(env: dict[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    database_url: str
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    # Packs directories searched in order; the built-in one always comes first.
+    packs_dirs: tuple[Path, ...] = ()
+    # How many actions one worker runs at the same time.
+    worker_concurrency: int = 64
+    # Output kept per execution, per stream (stdout, stderr), in bytes.
+    output_cap_bytes: int = 1024 * 1024
+    max_request_bytes: int = 4 * 1024 * 1024
+    # A worker renews its claim on running work this often; a claim not renewed
+    # for lease_seconds is taken to mean the worker died.
+    lease_seconds: float = 30.0
+    gc_interval_seconds: float = 3600.0
+    gc_executions_ttl_days: float = 30.0
+    gc_output_ttl_days: float = 7.0
+    gc_trigger_instances_ttl_days: float = 7.0
+    token_ttl_seconds: int = 24 * 3600
+    admin_password: str | None = None
+    admin_api_key: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def api_url(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def user_packs_dir(self) -> Path:
+        """Where ``squall pack install`` puts packs."""
+        return self.data_dir / "packs"
+
+    @property
+    def virtualenvs_dir(self) -> Path:
+        return self.data_dir / "virtualenvs"
+
+    @property
+    def configs_dir(self) -> Path:
+        return self.data_dir / "configs"
+
+    @property
+    def all_packs_dirs(self) -> list[Path]:
+        dirs = [BUILTIN_PACKS_DIR, *self.packs_dirs, self.user_packs_dir]
+        seen: list[Path] = []
+        for d in dirs:
+            if d not in seen:
+                seen.append(d)
+        return seen
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:
+        env = dict(os.environ if env is None else env)
+        data_dir = Path(overrides.pop("data_dir", None) or env.get("SQUALL_DATA_DIR") or default_data_dir())
+        data_dir = data_dir.expanduser().resolve()
+        url = overrides.pop("database_url", None) or env.get("SQUALL_DATABASE_URL") or ""
+        if not url:
+            url = f"sqlite:///{data_dir / 'squall.db'}"
+        packs = [Path(p).expanduser().resolve() for p in env.get("SQUALL_PACKS_PATH", "").split(":") if p]
+        packs += [Path(p).expanduser().resolve() for p in overrides.pop("packs_dirs", None) or ()]
+        settings = cls(
+            data_dir=data_dir,
+            database_url=normalize_database_url(url),
+            host=env.get("SQUALL_HOST", "127.0.0.1"),
+            port=_int(env, "SQUALL_PORT", DEFAULT_PORT),
+            packs_dirs=tuple(packs),
+            worker_concurrency=_int(env, "SQUALL_WORKER_CONCURRENCY", 64),
+            output_cap_bytes=_int(env, "SQUALL_OUTPUT_CAP_BYTES", 1024 * 1024),
+            max_request_bytes=_int(env, "SQUALL_MAX_REQUEST_BYTES", 4 * 1024 * 1024),
+            lease_seconds=_float(env, "SQUALL_LEASE_SECONDS", 30.0),
+            gc_interval_seconds=_float(env, "SQUALL_GC_INTERVAL_SECONDS", 3600.0),
+            gc_executions_ttl_days=_float(env, "SQUALL_GC_EXECUTIONS_TTL_DAYS", 30.0),
+            gc_output_ttl_days=_float(env, "SQUALL_GC_OUTPUT_TTL_DAYS", 7.0),
+            gc_trigger_instances_ttl_days=_float(env, "SQUALL_GC_TRIGGER_INSTANCES_TTL_DAYS", 7.0),
+            token_ttl_seconds=_int(env, "SQUALL_TOKEN_TTL_SECONDS", 24 * 3600),
+            admin_password=env.get("SQUALL_ADMIN_PASSWORD") or None,
+            admin_api_key=env.get("SQUALL_ADMIN_API_KEY") or None,
+        )
+        return settings.with_overrides(**overrides)
+
+
+def normalize_database_url(url: str) -> str:
+    """Accept the URLs people write and name the driver Squall uses."""
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    if url.startswith(("sqlite://", "postgresql+psycopg://")):
+        return url
+    raise ConfigError(
+        f"unsupported database URL {url!r}: use sqlite:///PATH or postgresql://USER@HOST/DB"
+    )

@@ -1,0 +1,59 @@
+"""The contract between the worker and a runner.
+
+A runner takes a :class:`RunContext` and returns a :class:`RunResult`. It
+streams output through the ``output`` callback as it arrives, enforces
+``ctx.timeout`` itself (returning status ``timeout``), and, when its task is
+cancelled, stops what it started (kill the process group) before re-raising
+``asyncio.CancelledError``. A runner never touches the database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+# ``await output("stdout", "text")``: hand a chunk of output to the worker,
+# which stores it (under the per-execution cap) and streams it live.
+OutputSink = Callable[[str, str], Awaitable[None]]
+
+
+@dataclass
+class RunContext:
+    execution_id: str
+    action_ref: str  # "pack.name"
+    pack: str
+    parameters: dict[str, Any]  # action parameters, rendered and validated
+    runner_parameters: dict[str, Any]  # runner parameters, rendered and validated
+    entry_point: str | None = None  # absolute path, when the action has one
+    pack_dir: str | None = None
+    timeout: float | None = None  # seconds; None means no limit
+    config: dict[str, Any] = field(default_factory=dict)  # the pack's config
+    env: dict[str, str] = field(default_factory=dict)  # extra environment for child processes
+    secrets: list[str] = field(default_factory=list)  # values to mask in output
+    python: str | None = None  # interpreter for python actions (the pack's venv)
+
+
+@dataclass
+class RunResult:
+    status: str  # "succeeded" | "failed" | "timeout" | "canceled"
+    result: Any
+
+
+@dataclass(frozen=True)
+class RunnerType:
+    """A runner's metadata, shaped like StackStorm's runner.yaml."""
+
+    name: str
+    description: str
+    runner_parameters: dict[str, dict[str, Any]]
+    runner_module: str
+    enabled: bool = True
+    output_key: str | None = None
+    output_schema: dict[str, Any] = field(default_factory=dict)
+
+
+class Runner(Protocol):
+    meta: RunnerType
+
+    async def run(self, ctx: RunContext, output: OutputSink) -> RunResult: ...

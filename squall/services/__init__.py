@@ -1,0 +1,1 @@
+"""Long-running services: each an asyncio task with a start and a stop."""

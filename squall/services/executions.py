@@ -1,0 +1,124 @@
+"""Requesting, canceling and re-running executions: the logic the API and the
+CLI share. Each function is one transaction."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from squall.core import params as core_params
+from squall.core import templating
+from squall.core.executions import WAITING, Status, is_final
+from squall.crypto import KeyRing
+from squall.errors import Conflict, InvalidInput
+from squall.runners.registry import get_runner
+from squall.store import content, queue
+from squall.store import executions as exe_store
+from squall.store import kv as kv_store
+from squall.store.db import Database, after_commit
+from squall.store.executions import RUN, SCHEDULE
+
+
+class StoreKeyLookup:
+    """Datastore reads for templates, inside the caller's transaction."""
+
+    def __init__(self, conn: Connection, user: str | None, keyring: KeyRing) -> None:
+        self.conn, self.user, self.keyring = conn, user, keyring
+
+    def get(self, scope: str, name: str) -> Any:
+        try:
+            row = kv_store.get(self.conn, scope=scope, user=self.user, name=name)
+        except Exception:
+            return None
+        if row["secret"]:
+            return templating.SecretValue(row["value"])
+        return row["value"]
+
+    def decrypt(self, value: str) -> str:
+        return self.keyring.decrypt(value)
+
+
+def parameter_schema(action: dict[str, Any]) -> dict[str, Any]:
+    runner = get_runner(action["runner_type"])
+    return core_params.merge_schemas(runner.meta.runner_parameters, action.get("parameters") or {})
+
+
+def prepare_parameters(
+    conn: Connection, action: dict[str, Any], given: dict[str, Any], user: str | None,
+    keyring: KeyRing, context: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Cast, render and validate ``given`` for ``action``; the stored parameters."""
+    if not isinstance(given, dict):
+        raise InvalidInput("parameters must be a JSON object")
+    schema = parameter_schema(action)
+    core_params.check_immutable(schema, given)
+    cast = core_params.cast_parameters(schema, given)
+    lookup = StoreKeyLookup(conn, user, keyring)
+    render_ctx = {
+        "config_context": content.pack_config(conn, action["pack"]),
+        "action_context": context or {},
+    }
+    rendered = templating.render_parameters(
+        schema, cast, render_ctx, kv=lookup, decrypt=lookup.decrypt
+    )
+    action_params, runner_params = core_params.validate_parameters(schema, rendered)
+    return {**runner_params, **action_params}
+
+
+def request(
+    conn: Connection, *, action_ref: str, parameters: dict[str, Any], user: str | None,
+    keyring: KeyRing, context: dict[str, Any] | None = None, parent_id: str | None = None,
+    delay: float = 0.0,
+) -> dict[str, Any]:
+    action = content.get_action(conn, action_ref)
+    if not action.get("enabled", True):
+        raise InvalidInput(f"action {action['ref']} is disabled; enable it before running it")
+    final = prepare_parameters(conn, action, parameters, user, keyring, context)
+    ctx = {"user": user, **(context or {})}
+    return exe_store.create(
+        conn, action=action, parameters=final, context=ctx, user=user, parent_id=parent_id,
+        delay=delay,
+    )
+
+
+def cancel(conn: Connection, execution_id: str, user: str | None) -> dict[str, Any]:
+    row = exe_store.get(conn, execution_id)
+    status = Status(row["status"])
+    if is_final(status):
+        raise Conflict(f"execution {execution_id} is already {status}; there is nothing to cancel")
+    if status == Status.CANCELING:
+        return row
+    extra = {"canceled_by": user}
+    if status in WAITING:
+        queue.ack_ref(conn, SCHEDULE, execution_id)
+        queue.ack_ref(conn, RUN, execution_id)
+        return exe_store.set_status(
+            conn, row, Status.CANCELED, extra_context=extra, set_result=True,
+            result={"error": f"canceled by {user}"} if user else None,
+        )
+    new = exe_store.set_status(conn, row, Status.CANCELING, extra_context=extra)
+    after_commit(conn, "cancel", execution_id)
+    return new
+
+
+def rerun(
+    conn: Connection, execution_id: str, *, parameters: dict[str, Any] | None, user: str | None,
+    keyring: KeyRing,
+) -> dict[str, Any]:
+    """A new execution of the same action, with the old parameters updated by ``parameters``."""
+    old = exe_store.get(conn, execution_id)
+    action = content.get_action(conn, old["action_ref"])
+    schema = parameter_schema(action)
+    # Start from what the user gave, not from defaults filled in last time,
+    # so that changed defaults apply; immutable ones cannot be given.
+    base = {k: v for k, v in old["parameters"].items() if not schema.get(k, {}).get("immutable")}
+    merged = {**base, **(parameters or {})}
+    return request(
+        conn, action_ref=old["action_ref"], parameters=merged, user=user, keyring=keyring,
+        context={"re-run": {"ref": execution_id}},
+    )
+
+
+async def request_async(db: Database, **kwargs: Any) -> dict[str, Any]:
+    return await db.write(lambda conn: request(conn, **kwargs))

@@ -1,0 +1,340 @@
+"""The runner worker: claims scheduled executions, runs them, records results.
+
+Claiming marks a batch ``running`` in one transaction; each execution then runs
+as its own asyncio task under a lease the worker keeps renewing. Output is
+buffered per execution, capped, and written in small batches; the last of it is
+written in the same transaction as the final status, with the work item's ack.
+
+When a lease runs out (the worker holding it died), the next worker to claim
+the item finds the execution still ``running`` and marks it ``abandoned`` —
+or runs it again when the action is declared ``idempotent``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from squall.config import Settings
+from squall.core.executions import Status, is_final
+from squall.core.policies import retry_decision
+from squall.runners.base import RunContext, RunResult
+from squall.runners.registry import get_runner
+from squall.services.bus import Bus, wait_for_wake
+from squall.services.executions import parameter_schema
+from squall.services.scheduler import until
+from squall.store import auth, content, queue
+from squall.store import executions as exe_store
+from squall.store.db import Database
+from squall.store.executions import RUN
+
+log = logging.getLogger(__name__)
+
+TRUNCATED = "\n[... output truncated: this stream reached its storage limit ...]\n"
+FLUSH_SECONDS = 0.1
+_TOKEN_RUNNERS = {"python-script"}
+
+
+@dataclass
+class OutputBuffer:
+    cap: int
+    stored: dict[str, int] = field(default_factory=lambda: {"stdout": 0, "stderr": 0})
+    pending: list[tuple[str, str, float]] = field(default_factory=list)
+    pending_bytes: int = 0
+
+    def add(self, stream: str, text: str) -> None:
+        used = self.stored.get(stream, 0)
+        if used >= self.cap:
+            return
+        size = len(text.encode("utf-8", "replace"))
+        if used + size > self.cap:
+            room = self.cap - used
+            text = text.encode("utf-8", "replace")[:room].decode("utf-8", "ignore") + TRUNCATED
+            size = self.cap - used
+        self.stored[stream] = used + size
+        self.pending.append((stream, text, time.time()))
+        self.pending_bytes += size
+
+    def take(self) -> tuple[list[tuple[str, str, float]], int]:
+        chunks, n = self.pending, self.pending_bytes
+        self.pending, self.pending_bytes = [], 0
+        return chunks, n
+
+
+@dataclass
+class Job:
+    item_id: int
+    row: dict[str, Any]
+    config: dict[str, Any]
+    token: str | None
+    buffer: OutputBuffer
+    task: asyncio.Task[None] | None = None
+    cancel_requested: bool = False
+
+
+def start_batch(
+    conn: Connection, owner: str, limit: int, lease_seconds: float, token_ttl: float
+) -> list[tuple[int, dict[str, Any], dict[str, Any], str | None]]:
+    items = queue.claim(conn, RUN, owner, limit=limit, lease_seconds=lease_seconds)
+    if not items:
+        return []
+    rows = exe_store.get_many(conn, (i.ref for i in items))
+    started: list[tuple[int, dict[str, Any], dict[str, Any], str | None]] = []
+    configs: dict[str, dict[str, Any]] = {}
+    for item in items:
+        row = rows.get(item.ref)
+        status = Status(row["status"]) if row else None
+        if row is None or status is None or is_final(status):
+            queue.ack(conn, item.id)
+            continue
+        if status == Status.CANCELING:
+            exe_store.set_status(conn, row, Status.CANCELED)
+            queue.ack(conn, item.id)
+            continue
+        if status != Status.SCHEDULED:
+            # Claimed before by a worker whose lease ran out: it died mid-run.
+            if row["action"].get("idempotent"):
+                log.warning("re-running idempotent execution %s after its worker died", row["id"])
+            else:
+                exe_store.set_status(
+                    conn, row, Status.ABANDONED, set_result=True,
+                    result={"error": "the worker running this execution stopped before it "
+                                     "finished; it was not run again because the action is "
+                                     "not declared idempotent"},
+                )
+                queue.ack(conn, item.id)
+                continue
+        else:
+            row = exe_store.set_status(conn, row, Status.RUNNING)
+        pack = row["action"].get("pack", "")
+        if pack not in configs:
+            configs[pack] = content.pack_config(conn, pack)
+        token = None
+        if row["runner_type"] in _TOKEN_RUNNERS:
+            token = auth.create_token(
+                conn, row["user"] or "system", token_ttl, {"execution_id": row["id"]}
+            )["token"]
+        started.append((item.id, row, configs[pack], token))
+    return started
+
+
+def finish(
+    conn: Connection, item_id: int, execution_id: str, status: Status, result: Any,
+    chunks: list[tuple[str, str, float]], nbytes: int,
+) -> dict[str, Any]:
+    exe_store.append_output(conn, execution_id, chunks, nbytes)
+    row = exe_store.get(conn, execution_id)
+    queue.ack(conn, item_id)
+    if is_final(row["status"]):
+        return row
+    if row["status"] == Status.CANCELING and status == Status.SUCCEEDED:
+        status = Status.CANCELED
+    row = exe_store.set_status(conn, row, status, result=result, set_result=True)
+    _maybe_retry(conn, row)
+    return row
+
+
+def _maybe_retry(conn: Connection, row: dict[str, Any]) -> None:
+    if row["status"] not in (Status.FAILED, Status.TIMEOUT):
+        return
+    retry = (row["context"].get("policies") or {}).get("retry") or {}
+    count = int(retry.get("retry_count", 0))
+    for policy in content.policies_for(conn, row["action_ref"]):
+        if policy["policy_type"] != "action.retry":
+            continue
+        delay = retry_decision(policy, row["status"], count)
+        if delay is None:
+            continue
+        ctx = {
+            **row["context"],
+            "policies": {"retry": {
+                "retry_count": count + 1,
+                "applied_policy": policy.get("ref") or policy.get("name"),
+                "retried_execution_id": row["id"],
+            }},
+        }
+        exe_store.create(
+            conn, action=row["action"], parameters=row["parameters"], context=ctx,
+            user=row["user"], parent_id=row["parent_id"], delay=delay,
+        )
+        return
+
+
+def renew_leases(conn: Connection, owner: str, ids: list[int], lease: float) -> None:
+    queue.renew(conn, owner, ids, lease)
+
+
+def flush_output(conn: Connection, batches: list[tuple[str, list[Any], int]]) -> None:
+    for execution_id, chunks, nbytes in batches:
+        exe_store.append_output(conn, execution_id, chunks, nbytes)
+
+
+class Worker:
+    def __init__(
+        self, db: Database, bus: Bus, settings: Settings, owner: str,
+    ) -> None:
+        self.db, self.bus, self.settings, self.owner = db, bus, settings, owner
+        self.jobs: dict[str, Job] = {}
+        self.lease = settings.lease_seconds
+        self._slots = asyncio.Event()
+        bus.on("cancel", self._on_cancel)
+
+    def _on_cancel(self, execution_id: str) -> None:
+        job = self.jobs.get(execution_id)
+        if job and job.task and not job.task.done():
+            job.cancel_requested = True
+            job.task.cancel()
+
+    async def run(self) -> None:
+        helpers = [
+            asyncio.create_task(self._heartbeat(), name="worker-heartbeat"),
+            asyncio.create_task(self._flusher(), name="worker-output"),
+        ]
+        try:
+            await self._claim_loop()
+        finally:
+            for h in helpers:
+                h.cancel()
+            await self._stop_jobs()
+
+    async def _claim_loop(self) -> None:
+        wake = self.bus.waker(RUN)
+        limit = self.settings.worker_concurrency
+        while True:
+            free = limit - len(self.jobs)
+            if free <= 0:
+                self._slots.clear()
+                await self._slots.wait()
+                continue
+            wake.clear()
+            try:
+                started = await self.db.write(
+                    start_batch, self.owner, free, self.lease, self.lease * 4 + 3600
+                )
+            except Exception:
+                log.exception("claiming work failed; retrying")
+                await asyncio.sleep(1.0)
+                continue
+            for item_id, row, config, token in started:
+                job = Job(item_id, row, config, token, OutputBuffer(self.settings.output_cap_bytes))
+                self.jobs[row["id"]] = job
+                job.task = asyncio.create_task(self._execute(job), name=f"execution-{row['id']}")
+            if len(started) >= free:
+                continue
+            due = await self.db.read(queue.next_due, RUN)
+            await wait_for_wake(wake, 5.0 if due is None else min(5.0, until(due)))
+
+    def _context(self, job: Job) -> RunContext:
+        row, action = job.row, job.row["action"]
+        runner = get_runner(row["runner_type"])
+        schema = parameter_schema(action)
+        names = set(runner.meta.runner_parameters)
+        params = row["parameters"]
+        runner_params = {k: v for k, v in params.items() if k in names}
+        action_params = {k: v for k, v in params.items() if k not in names}
+        runner_params["__param_schema__"] = schema
+        secrets = [
+            str(v) for k, v in params.items()
+            if (schema.get(k) or {}).get("secret") and v not in (None, "")
+        ]
+        env = {}
+        if job.token:
+            env = {
+                "ST2_API_URL": f"{self.settings.api_url}/api/v1",
+                "ST2_AUTH_URL": f"{self.settings.api_url}/auth/v1",
+                "ST2_AUTH_TOKEN": job.token,
+                "ST2_ACTION_API_URL": f"{self.settings.api_url}/api/v1",
+                "ST2_ACTION_AUTH_TOKEN": job.token,
+                "ST2_ACTION_EXECUTION_ID": row["id"],
+            }
+        timeout = runner_params.get("timeout")
+        return RunContext(
+            execution_id=row["id"], action_ref=row["action_ref"], pack=action.get("pack", ""),
+            parameters=action_params, runner_parameters=runner_params,
+            entry_point=action.get("entry_point_path"), pack_dir=action.get("pack_path"),
+            timeout=float(timeout) if timeout else None, config=job.config, env=env,
+            secrets=secrets, python=action.get("python"),
+        )
+
+    async def _execute(self, job: Job) -> None:
+        eid = job.row["id"]
+        try:
+            try:
+                runner = get_runner(job.row["runner_type"])
+                ctx = self._context(job)
+
+                async def sink(stream: str, text: str) -> None:
+                    job.buffer.add(stream, text)
+
+                outcome = await runner.run(ctx, sink)
+            except asyncio.CancelledError:
+                if not job.cancel_requested:
+                    raise  # the worker is stopping; _stop_jobs records it
+                outcome = RunResult("canceled", {"error": "canceled by request"})
+            except Exception as exc:
+                log.exception("execution %s failed in its runner", eid)
+                outcome = RunResult("failed", {"error": f"{type(exc).__name__}: {exc}"})
+            chunks, nbytes = job.buffer.take()
+            await self._record(job, Status(outcome.status), outcome.result, chunks, nbytes)
+        finally:
+            self.jobs.pop(eid, None)
+            self._slots.set()
+
+    async def _record(
+        self, job: Job, status: Status, result: Any, chunks: list[Any], nbytes: int
+    ) -> None:
+        for attempt in range(30):
+            try:
+                await self.db.write(finish, job.item_id, job.row["id"], status, result, chunks, nbytes)
+                return
+            except Exception:
+                # Keep the result while the database is away; the lease keeps
+                # the item ours meanwhile (the heartbeat renews it).
+                log.exception("recording the result of %s failed (try %d)", job.row["id"], attempt)
+                await asyncio.sleep(min(10.0, 0.5 * (attempt + 1)))
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(self.lease / 3)
+            ids = [j.item_id for j in self.jobs.values()]
+            try:
+                await self.db.write(renew_leases, self.owner, ids, self.lease)
+            except Exception:
+                log.exception("renewing leases failed")
+
+    async def _flusher(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_SECONDS)
+            batches = []
+            for eid, job in list(self.jobs.items()):
+                if job.buffer.pending:
+                    chunks, n = job.buffer.take()
+                    batches.append((eid, chunks, n))
+            if batches:
+                try:
+                    await self.db.write(flush_output, batches)
+                except Exception:
+                    log.exception("writing output failed")
+
+    async def _stop_jobs(self) -> None:
+        """On shutdown: stop every running action and say so in its record."""
+        jobs = list(self.jobs.values())
+        for job in jobs:
+            if job.task:
+                job.task.cancel()
+        for job in jobs:
+            if job.task:
+                await asyncio.gather(job.task, return_exceptions=True)
+            chunks, n = job.buffer.take()
+            try:
+                await self.db.write(
+                    finish, job.item_id, job.row["id"], Status.ABANDONED,
+                    {"error": "Squall stopped while this execution was running"}, chunks, n,
+                )
+            except Exception:
+                log.exception("could not record %s as abandoned", job.row["id"])

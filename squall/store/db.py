@@ -1,0 +1,270 @@
+"""The database: engines, and the threads that run transactions.
+
+Repositories are plain synchronous functions ``fn(conn, ...)`` that take an
+explicit SQLAlchemy connection and have no side effects beyond it. Services
+call them through :meth:`Database.read` and :meth:`Database.write`, which run
+the whole transaction on a worker thread: one hop off the event loop per
+transaction, not per statement.
+
+SQLite allows one writer at a time, so on SQLite every write goes through one
+thread and one connection, and writes that queue up while another commits are
+committed together (group commit). PostgreSQL takes concurrent writers, so
+there a small pool of threads runs them side by side.
+
+A repository that creates work for somebody else calls :func:`after_commit`;
+the effect (wake a queue consumer, publish an event) is delivered on the event
+loop only once the transaction has committed, never for rolled-back work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, ParamSpec, TypeVar
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+
+from squall.errors import Conflict, SquallError, StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+P = ParamSpec("P")
+
+Effect = tuple[str, Any]  # (kind, payload), e.g. ("wake", "run") or ("event", {...})
+EffectHandler = Callable[[list[Effect]], None]
+
+_MAX_GROUP = 256
+
+
+def after_commit(conn: Connection, kind: str, payload: Any) -> None:
+    """Deliver ``(kind, payload)`` to the effect handler once ``conn`` commits."""
+    conn.info.setdefault("squall_effects", []).append((kind, payload))
+
+
+def _take_effects(conn: Connection) -> list[Effect]:
+    effects: list[Effect] = conn.info.pop("squall_effects", [])
+    return effects
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def translate(exc: BaseException) -> SquallError:
+    """Map a database driver error to Squall's error tree."""
+    if isinstance(exc, sa.exc.IntegrityError):
+        return Conflict(f"that conflicts with what is stored: {exc.orig}")
+    if isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError) or (
+        isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated
+    ):
+        return StoreUnavailable(f"the database is unavailable: {exc.orig}")
+    return SquallError(f"database error: {exc}")
+
+
+class Database:
+    def __init__(self, url: str, *, readers: int = 4) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        self._effect_handler: EffectHandler | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        common: dict[str, Any] = {"json_serializer": _dumps, "json_deserializer": orjson.loads}
+        if self.is_sqlite:
+            self.engine = sa.create_engine(
+                url, connect_args={"check_same_thread": False, "timeout": 30},
+                pool_size=readers + 1, max_overflow=4, **common,
+            )
+            _sqlite_setup(self.engine, immediate=False)
+            # The single writer connection begins with BEGIN IMMEDIATE so a
+            # transaction never fails half-way on a lock upgrade.
+            self.write_engine = sa.create_engine(
+                url, connect_args={"check_same_thread": False, "timeout": 30},
+                pool_size=1, max_overflow=0, **common,
+            )
+            _sqlite_setup(self.write_engine, immediate=True)
+        else:
+            self.engine = sa.create_engine(
+                url, pool_size=readers + 4, max_overflow=8, pool_pre_ping=True, **common
+            )
+            self.write_engine = self.engine
+        self._readers = ThreadPoolExecutor(readers, thread_name_prefix="db-read")
+        self._writers: ThreadPoolExecutor | None = None
+        self._write_queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._writer_thread: threading.Thread | None = None
+        if self.is_sqlite:
+            self._writer_thread = threading.Thread(
+                target=self._writer_loop, name="db-write", daemon=True
+            )
+            self._writer_thread.start()
+        else:
+            self._writers = ThreadPoolExecutor(readers + 2, thread_name_prefix="db-write")
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def set_effect_handler(self, handler: EffectHandler | None) -> None:
+        """Effects are delivered on the loop that is running when this is called."""
+        self._effect_handler = handler
+        self._loop = asyncio.get_running_loop() if handler else None
+
+    # -- running transactions -------------------------------------------------
+
+    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._readers, self._read_sync, fn, args)
+
+    async def write(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        if self._writers is not None:
+            return await loop.run_in_executor(self._writers, self._write_one, fn, args)
+        fut: asyncio.Future[T] = loop.create_future()
+        self._write_queue.put((fn, args, fut, loop))
+        return await fut
+
+    def read_sync(self, fn: Callable[..., T], *args: Any) -> T:
+        return self._read_sync(fn, args)
+
+    def write_sync(self, fn: Callable[..., T], *args: Any) -> T:
+        """For start-up and command-line tools, before any loop runs."""
+        with self.write_engine.connect() as conn:
+            try:
+                with conn.begin():
+                    result = fn(conn, *args)
+            except sa.exc.SQLAlchemyError as exc:
+                raise translate(exc) from exc
+            self._deliver(_take_effects(conn))
+            return result
+
+    def _read_sync(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+        try:
+            with self.engine.connect() as conn, conn.begin():
+                return fn(conn, *args)
+        except sa.exc.SQLAlchemyError as exc:
+            raise translate(exc) from exc
+
+    def _write_one(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+        with self.write_engine.connect() as conn:
+            conn.info.pop("squall_effects", None)
+            try:
+                with conn.begin():
+                    result = fn(conn, *args)
+            except sa.exc.SQLAlchemyError as exc:
+                raise translate(exc) from exc
+            self._deliver(_take_effects(conn))
+            return result
+
+    def _deliver(self, effects: list[Effect]) -> None:
+        if not effects or self._effect_handler is None:
+            return
+        if self._loop is None or self._loop.is_closed():
+            return
+        self._loop.call_soon_threadsafe(self._effect_handler, effects)
+
+    # -- the SQLite writer thread ----------------------------------------------
+
+    def _writer_loop(self) -> None:
+        conn: Connection | None = None
+        while True:
+            job = self._write_queue.get()
+            if job is None:
+                break
+            batch = [job]
+            while len(batch) < _MAX_GROUP:
+                try:
+                    more = self._write_queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._write_queue.put(None)
+                    break
+                batch.append(more)
+            try:
+                if conn is None or conn.closed or conn.invalidated:
+                    conn = self.write_engine.connect()
+                self._run_group(conn, batch)
+            except Exception as exc:  # the connection itself failed: fail the batch
+                log.exception("database writer failed")
+                err = translate(exc) if isinstance(exc, sa.exc.SQLAlchemyError) else exc
+                for _fn, _args, fut, loop in batch:
+                    _resolve(loop, fut, None, err)
+                if conn is not None:
+                    conn.invalidate()
+                    conn.close()
+                conn = None
+        if conn is not None:
+            conn.close()
+
+    def _run_group(self, conn: Connection, batch: list[Any]) -> None:
+        conn.info.pop("squall_effects", None)
+        results: list[Any] = []
+        tx = conn.begin()
+        try:
+            for fn, args, _fut, _loop in batch:
+                results.append(fn(conn, *args))
+            tx.commit()
+        except Exception as exc:
+            tx.rollback()
+            conn.info.pop("squall_effects", None)
+            if len(batch) == 1:
+                fn, args, fut, loop = batch[0]
+                err = translate(exc) if isinstance(exc, sa.exc.SQLAlchemyError) else exc
+                _resolve(loop, fut, None, err)
+                return
+            # One job failed: run each alone so the others still commit.
+            for job in batch:
+                self._run_group(conn, [job])
+            return
+        self._deliver(_take_effects(conn))
+        for (_fn, _args, fut, loop), result in zip(batch, results, strict=True):
+            _resolve(loop, fut, result, None)
+
+    def close(self) -> None:
+        if self._writer_thread is not None:
+            self._write_queue.put(None)
+            self._writer_thread.join(timeout=10)
+        if self._writers is not None:
+            self._writers.shutdown(wait=True)
+        self._readers.shutdown(wait=True)
+        self.engine.dispose()
+        if self.write_engine is not self.engine:
+            self.write_engine.dispose()
+
+
+def _resolve(
+    loop: asyncio.AbstractEventLoop, fut: asyncio.Future[Any], result: Any, exc: BaseException | None
+) -> None:
+    def settle() -> None:
+        if fut.done():
+            return
+        if exc is not None:
+            fut.set_exception(exc)
+        else:
+            fut.set_result(result)
+
+    if not loop.is_closed():
+        loop.call_soon_threadsafe(settle)
+
+
+def _sqlite_setup(engine: Engine, *, immediate: bool) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")

@@ -1,0 +1,217 @@
+"""Executions: rows of the ``executions`` table and their output."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from squall.core.executions import Status, check_transition
+from squall.errors import InvalidInput, NotFound
+from squall.store import queue
+from squall.store.db import after_commit
+from squall.store.ids import new_id
+from squall.store.tables import execution_output, executions
+
+SCHEDULE = "schedule"  # work topic: requested executions for the scheduler
+RUN = "run"  # work topic: scheduled executions for runner workers
+FINISHED = "finished"  # work topic: final executions, for followers (policies, triggers)
+
+_COLUMNS = [c for c in executions.c]
+
+
+def _row(r: Any) -> dict[str, Any]:
+    return dict(r._mapping)
+
+
+def create(
+    conn: Connection,
+    *,
+    action: dict[str, Any],
+    parameters: dict[str, Any],
+    context: dict[str, Any],
+    user: str | None,
+    parent_id: str | None = None,
+    delay: float = 0.0,
+) -> dict[str, Any]:
+    now = time.time()
+    row = {
+        "id": new_id(),
+        "action_ref": action["ref"],
+        "runner_type": action["runner_type"],
+        "status": Status.REQUESTED.value,
+        "action": action,
+        "parameters": parameters,
+        "result": None,
+        "context": context,
+        "log": [{"status": Status.REQUESTED.value, "timestamp": now}],
+        "parent_id": parent_id,
+        "user": user,
+        "start_timestamp": now,
+        "end_timestamp": None,
+        "output_bytes": 0,
+    }
+    conn.execute(executions.insert().values(**row))
+    queue.enqueue(conn, SCHEDULE, row["id"], delay=delay)
+    after_commit(conn, "event", ("st2.execution__create", row))
+    return row
+
+
+def get(conn: Connection, execution_id: str) -> dict[str, Any]:
+    r = conn.execute(sa.select(executions).where(executions.c.id == execution_id)).first()
+    if r is None:
+        raise NotFound(f"no execution with id {execution_id!r}")
+    return _row(r)
+
+
+def get_many(conn: Connection, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    ids = list(ids)
+    if not ids:
+        return {}
+    rows = conn.execute(sa.select(executions).where(executions.c.id.in_(ids))).all()
+    return {r.id: _row(r) for r in rows}
+
+
+def set_status(
+    conn: Connection,
+    row: dict[str, Any],
+    status: Status,
+    *,
+    result: Any = None,
+    set_result: bool = False,
+    extra_context: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Move ``row`` (as last read in this transaction) to ``status`` and publish it."""
+    check_transition(row["status"], status)
+    now = time.time()
+    values: dict[str, Any] = {
+        "status": status.value,
+        "log": [*row["log"], {"status": status.value, "timestamp": now}],
+    }
+    if set_result:
+        values["result"] = result
+    if status in (Status.SUCCEEDED, Status.FAILED, Status.TIMEOUT, Status.CANCELED,
+                  Status.ABANDONED):
+        values["end_timestamp"] = now
+    if extra_context:
+        values["context"] = {**row["context"], **extra_context}
+    conn.execute(executions.update().where(executions.c.id == row["id"]).values(**values))
+    new = {**row, **values}
+    after_commit(conn, "event", ("st2.execution__update", new))
+    return new
+
+
+_SORTABLE = {"start_timestamp", "end_timestamp", "status", "action_ref", "id"}
+
+
+def list_(
+    conn: Connection,
+    *,
+    action: str | None = None,
+    status: str | None = None,
+    parent: str | None = None,
+    user: str | None = None,
+    runner: str | None = None,
+    since: float | None = None,
+    until: float | None = None,
+    limit: int = 50,
+    offset: int = 0,
+    sort_desc: bool = True,
+    sort_by: str = "start_timestamp",
+) -> tuple[list[dict[str, Any]], int]:
+    if sort_by not in _SORTABLE:
+        raise InvalidInput(f"cannot sort by {sort_by!r}: use one of {sorted(_SORTABLE)}")
+    where: list[Any] = []
+    if action:
+        where.append(executions.c.action_ref == action)
+    if status:
+        where.append(executions.c.status.in_(status.split(",")))
+    if parent == "null":
+        where.append(executions.c.parent_id.is_(None))
+    elif parent:
+        where.append(executions.c.parent_id == parent)
+    if user:
+        where.append(executions.c.user == user)
+    if runner:
+        where.append(executions.c.runner_type == runner)
+    if since is not None:
+        where.append(executions.c.start_timestamp >= since)
+    if until is not None:
+        where.append(executions.c.start_timestamp <= until)
+    total = conn.execute(sa.select(sa.func.count()).select_from(executions).where(*where)).scalar()
+    col = executions.c[sort_by]
+    order = [col.desc(), executions.c.id.desc()] if sort_desc else [col.asc(), executions.c.id]
+    rows = conn.execute(
+        sa.select(executions).where(*where).order_by(*order).limit(limit).offset(offset)
+    ).all()
+    return [_row(r) for r in rows], int(total or 0)
+
+
+def children(conn: Connection, parent_id: str) -> list[str]:
+    rows = conn.execute(
+        sa.select(executions.c.id).where(executions.c.parent_id == parent_id)
+        .order_by(executions.c.start_timestamp)
+    ).all()
+    return [r.id for r in rows]
+
+
+def count_active(conn: Connection, action_ref: str, statuses: Iterable[str]) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        sa.select(executions.c.id, executions.c.parameters).where(
+            executions.c.action_ref == action_ref, executions.c.status.in_(list(statuses))
+        )
+    ).all()
+    return [{"id": r.id, "parameters": r.parameters} for r in rows]
+
+
+# -- output -------------------------------------------------------------------
+
+
+def append_output(
+    conn: Connection, execution_id: str, chunks: list[tuple[str, str, float]], added_bytes: int
+) -> None:
+    """Store output chunks ``(stream, data, timestamp)`` and publish them."""
+    if not chunks:
+        return
+    conn.execute(
+        execution_output.insert(),
+        [{"execution_id": execution_id, "stream": s, "data": d, "timestamp": t}
+         for s, d, t in chunks],
+    )
+    conn.execute(
+        executions.update().where(executions.c.id == execution_id)
+        .values(output_bytes=executions.c.output_bytes + added_bytes)
+    )
+    for s, d, t in chunks:
+        after_commit(conn, "event", ("st2.execution.output__create",
+                                     {"execution_id": execution_id, "output_type": s, "data": d,
+                                      "timestamp": t}))
+
+
+def output(
+    conn: Connection, execution_id: str, *, stream: str | None = None, after_seq: int = 0
+) -> list[dict[str, Any]]:
+    q = sa.select(execution_output).where(
+        execution_output.c.execution_id == execution_id, execution_output.c.seq > after_seq
+    )
+    if stream:
+        q = q.where(execution_output.c.stream == stream)
+    return [_row(r) for r in conn.execute(q.order_by(execution_output.c.seq)).all()]
+
+
+def delete_older_than(conn: Connection, cutoff: float) -> int:
+    """Delete final executions that ended before ``cutoff``, with their output."""
+    old = sa.select(executions.c.id).where(
+        executions.c.end_timestamp.is_not(None), executions.c.end_timestamp < cutoff
+    )
+    conn.execute(execution_output.delete().where(execution_output.c.execution_id.in_(old)))
+    return conn.execute(executions.delete().where(executions.c.id.in_(old))).rowcount or 0
+
+
+def delete_output_older_than(conn: Connection, cutoff: float) -> int:
+    return conn.execute(
+        execution_output.delete().where(execution_output.c.timestamp < cutoff)
+    ).rowcount or 0

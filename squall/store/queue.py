@@ -1,0 +1,122 @@
+"""The work queue: rows in the ``work`` table, claimed with a lease.
+
+Producers call :func:`enqueue` inside the transaction that makes the work, so
+work exists if and only if the state change committed. Consumers :func:`claim`
+a batch with a lease, renew it while they work, and :func:`ack` (delete) the
+row in the transaction that records the result. A lease that runs out makes
+the row claimable again: the consumer then sees, from the state it guards,
+that a previous holder died and decides what that means.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from squall.store.db import after_commit
+from squall.store.tables import work
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    id: int
+    topic: str
+    ref: str
+    payload: Any
+    attempts: int
+
+
+def enqueue(
+    conn: Connection, topic: str, ref: str, payload: Any = None, *, delay: float = 0.0
+) -> None:
+    now = time.time()
+    conn.execute(
+        work.insert().values(
+            topic=topic, ref=ref, payload=payload, available_at=now + delay,
+            attempts=0, created_at=now,
+        )
+    )
+    after_commit(conn, "wake", topic)
+
+
+def claim(
+    conn: Connection, topic: str, owner: str, *, limit: int, lease_seconds: float
+) -> list[WorkItem]:
+    now = time.time()
+    ready = (
+        sa.select(work.c.id)
+        .where(
+            work.c.topic == topic,
+            work.c.available_at <= now,
+            sa.or_(work.c.lease_expires.is_(None), work.c.lease_expires < now),
+        )
+        .order_by(work.c.id)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        ready = ready.with_for_update(skip_locked=True)
+    rows = conn.execute(
+        work.update()
+        .where(work.c.id.in_(ready.scalar_subquery()))
+        .values(lease_owner=owner, lease_expires=now + lease_seconds, attempts=work.c.attempts + 1)
+        .returning(work.c.id, work.c.topic, work.c.ref, work.c.payload, work.c.attempts)
+    ).all()
+    return sorted((WorkItem(*r) for r in rows), key=lambda w: w.id)
+
+
+def ack(conn: Connection, item_id: int) -> None:
+    conn.execute(work.delete().where(work.c.id == item_id))
+
+
+def ack_ref(conn: Connection, topic: str, ref: str) -> None:
+    conn.execute(work.delete().where(work.c.topic == topic, work.c.ref == ref))
+
+
+def release(conn: Connection, item_id: int, *, delay: float = 0.0) -> None:
+    """Give a claimed item back, to be claimed again after ``delay`` seconds."""
+    conn.execute(
+        work.update()
+        .where(work.c.id == item_id)
+        .values(lease_owner=None, lease_expires=None, available_at=time.time() + delay)
+    )
+
+
+def renew(conn: Connection, owner: str, ids: list[int], lease_seconds: float) -> None:
+    if ids:
+        conn.execute(
+            work.update()
+            .where(work.c.id.in_(ids), work.c.lease_owner == owner)
+            .values(lease_expires=time.time() + lease_seconds)
+        )
+
+
+def expire_leases(conn: Connection) -> int:
+    """Make every claim claimable now: used when no other process can hold one."""
+    result = conn.execute(
+        work.update().where(work.c.lease_owner.is_not(None)).values(lease_expires=0.0)
+    )
+    return result.rowcount or 0
+
+
+def next_due(conn: Connection, topic: str) -> float | None:
+    """When the earliest item of ``topic`` becomes claimable, if any is waiting."""
+    value = conn.execute(
+        sa.select(
+            sa.func.min(
+                sa.case(
+                    (work.c.lease_expires > work.c.available_at, work.c.lease_expires),
+                    else_=work.c.available_at,
+                )
+            )
+        ).where(work.c.topic == topic)
+    ).scalar()
+    return float(value) if value is not None else None
+
+
+def depth(conn: Connection) -> dict[str, int]:
+    rows = conn.execute(sa.select(work.c.topic, sa.func.count()).group_by(work.c.topic)).all()
+    return {t: n for t, n in rows}

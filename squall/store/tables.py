@@ -1,0 +1,164 @@
+"""The tables. Timestamps are UTC seconds since the epoch (floats): cheap to
+compare in SQL on both SQLite and PostgreSQL, formatted at the API edge."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "pk": "pk_%(table_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s",
+    }
+)
+
+Json = sa.JSON().with_variant(JSONB(), "postgresql")
+Ts = sa.Double
+
+packs = sa.Table(
+    "packs",
+    metadata,
+    sa.Column("ref", sa.String(255), primary_key=True),
+    sa.Column("id", sa.String(32), nullable=False, unique=True),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("path", sa.Text, nullable=False),
+    sa.Column("meta", Json, nullable=False),
+    sa.Column("config_schema", Json),
+    sa.Column("config", Json),
+    sa.Column("files", Json, nullable=False),
+    sa.Column("registered_at", Ts, nullable=False),
+)
+
+actions = sa.Table(
+    "actions",
+    metadata,
+    sa.Column("ref", sa.String(512), primary_key=True),
+    sa.Column("id", sa.String(32), nullable=False, unique=True),
+    sa.Column("pack", sa.String(255), nullable=False, index=True),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("runner_type", sa.String(64), nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False, default=True),
+    sa.Column("meta", Json, nullable=False),  # the action's metadata as loaded
+    sa.Column("updated_at", Ts, nullable=False),
+)
+
+policies = sa.Table(
+    "policies",
+    metadata,
+    sa.Column("ref", sa.String(512), primary_key=True),
+    sa.Column("id", sa.String(32), nullable=False, unique=True),
+    sa.Column("pack", sa.String(255), nullable=False, index=True),
+    sa.Column("resource_ref", sa.String(512), nullable=False, index=True),
+    sa.Column("policy_type", sa.String(128), nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False, default=True),
+    sa.Column("meta", Json, nullable=False),
+)
+
+executions = sa.Table(
+    "executions",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("action_ref", sa.String(512), nullable=False),
+    sa.Column("runner_type", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("action", Json, nullable=False),  # action metadata at request time
+    sa.Column("parameters", Json, nullable=False),
+    sa.Column("result", Json),
+    sa.Column("context", Json, nullable=False),
+    sa.Column("log", Json, nullable=False),  # [{status, timestamp}]
+    sa.Column("parent_id", sa.String(32), index=True),
+    sa.Column("user", sa.String(255)),
+    sa.Column("start_timestamp", Ts, nullable=False, index=True),
+    sa.Column("end_timestamp", Ts, index=True),
+    sa.Column("output_bytes", sa.Integer, nullable=False, default=0),
+    sa.Index("ix_executions_action_status", "action_ref", "status"),
+    sa.Index("ix_executions_status", "status"),
+)
+
+execution_output = sa.Table(
+    "execution_output",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("execution_id", sa.String(32), nullable=False, index=True),
+    sa.Column("stream", sa.String(16), nullable=False),
+    sa.Column("data", sa.Text, nullable=False),
+    sa.Column("timestamp", Ts, nullable=False),
+)
+
+# The work queue. A row is a unit of work for the consumer of ``topic``. It is
+# inserted in the same transaction as the state change that makes the work,
+# claimed with a lease, and deleted in the same transaction as the state
+# change that completes it.
+work = sa.Table(
+    "work",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("topic", sa.String(64), nullable=False),
+    sa.Column("ref", sa.String(64), nullable=False),
+    sa.Column("payload", Json),
+    sa.Column("available_at", Ts, nullable=False),
+    sa.Column("lease_owner", sa.String(64)),
+    sa.Column("lease_expires", Ts),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("created_at", Ts, nullable=False),
+    sa.Index("ix_work_topic_available", "topic", "available_at"),
+    sa.Index("ix_work_ref", "ref"),
+)
+
+kv = sa.Table(
+    "kv",
+    metadata,
+    sa.Column("scope", sa.String(16), primary_key=True),  # "system" | "user"
+    sa.Column("owner", sa.String(255), primary_key=True),  # "" for system scope
+    sa.Column("name", sa.String(512), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),  # ciphertext when secret
+    sa.Column("secret", sa.Boolean, nullable=False, default=False),
+    sa.Column("expire_at", Ts, index=True),
+    sa.Column("updated_at", Ts, nullable=False),
+)
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("password_hash", sa.Text),
+    sa.Column("enabled", sa.Boolean, nullable=False, default=True),
+    sa.Column("is_admin", sa.Boolean, nullable=False, default=False),
+    sa.Column("created_at", Ts, nullable=False),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("key_hash", sa.String(128), nullable=False, unique=True),
+    sa.Column("user", sa.String(255), nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False, default=True),
+    sa.Column("metadata", Json, nullable=False),
+    sa.Column("created_at", Ts, nullable=False),
+    sa.Column("expires_at", Ts),
+)
+
+tokens = sa.Table(
+    "tokens",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("token_hash", sa.String(128), nullable=False, unique=True),
+    sa.Column("user", sa.String(255), nullable=False),
+    sa.Column("metadata", Json, nullable=False),
+    sa.Column("created_at", Ts, nullable=False),
+    sa.Column("expiry", Ts, nullable=False, index=True),
+)
+
+trigger_instances = sa.Table(
+    "trigger_instances",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("trigger", sa.String(512), nullable=False, index=True),
+    sa.Column("payload", Json, nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("occurrence_time", Ts, nullable=False, index=True),
+)

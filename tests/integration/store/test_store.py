@@ -1,0 +1,178 @@
+"""The store on real SQLite and real PostgreSQL: migrations, the work queue,
+executions, the datastore, group commit."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from squall.config import normalize_database_url
+from squall.core.executions import Status
+from squall.crypto import KeyRing
+from squall.errors import Conflict, NotFound
+from squall.store import auth, kv, migrate, queue
+from squall.store import executions as exe_store
+from squall.store.db import Database
+from squall.store.tables import work
+
+ACTION = {"ref": "core.noop", "name": "noop", "pack": "core", "runner_type": "noop"}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'squall.db'}"
+    else:
+        url = request.getfixturevalue("pg_url")
+    database = Database(normalize_database_url(url))
+    migrate.upgrade(database.write_engine)
+    yield database
+    database.close()
+
+
+def test_migrations_reach_head_and_check_passes(db: Database) -> None:
+    assert migrate.current_revision(db.engine) == migrate.head_revision()
+    migrate.check_current(db.engine)
+    names = set(sa.inspect(db.engine).get_table_names())
+    assert {"executions", "work", "kv", "actions", "packs", "users"} <= names
+
+
+def test_execution_create_enqueues_in_same_transaction(db: Database) -> None:
+    row = db.write_sync(lambda c: exe_store.create(
+        c, action=ACTION, parameters={"a": 1}, context={}, user="admin"))
+    assert row["status"] == "requested"
+    items = db.write_sync(lambda c: queue.claim(c, "schedule", "w1", limit=10, lease_seconds=30))
+    assert [i.ref for i in items] == [row["id"]]
+
+
+def test_failed_transaction_leaves_no_work(db: Database) -> None:
+    def create_then_fail(c: sa.Connection) -> None:
+        exe_store.create(c, action=ACTION, parameters={}, context={}, user="admin")
+        raise Conflict("boom")
+
+    with pytest.raises(Conflict):
+        db.write_sync(create_then_fail)
+    assert db.read_sync(lambda c: c.execute(sa.select(sa.func.count()).select_from(work)).scalar()) == 0
+
+
+def test_claim_lease_and_expiry(db: Database) -> None:
+    db.write_sync(lambda c: [queue.enqueue(c, "t", str(i)) for i in range(5)])
+    first = db.write_sync(lambda c: queue.claim(c, "t", "w1", limit=3, lease_seconds=30))
+    second = db.write_sync(lambda c: queue.claim(c, "t", "w2", limit=10, lease_seconds=0.2))
+    assert [i.ref for i in first] == ["0", "1", "2"]
+    assert [i.ref for i in second] == ["3", "4"]
+    assert db.write_sync(lambda c: queue.claim(c, "t", "w3", limit=10, lease_seconds=30)) == []
+    time.sleep(0.3)
+    again = db.write_sync(lambda c: queue.claim(c, "t", "w3", limit=10, lease_seconds=30))
+    assert [i.ref for i in again] == ["3", "4"]
+    assert all(i.attempts == 2 for i in again)
+    db.write_sync(lambda c: [queue.ack(c, i.id) for i in first + again])
+    assert db.read_sync(queue.depth) == {}
+
+
+def test_delayed_work_waits(db: Database) -> None:
+    db.write_sync(lambda c: queue.enqueue(c, "t", "x", delay=0.3))
+    assert db.write_sync(lambda c: queue.claim(c, "t", "w", limit=1, lease_seconds=5)) == []
+    due = db.read_sync(queue.next_due, "t")
+    assert due is not None and due > time.time()
+    time.sleep(0.35)
+    assert len(db.write_sync(lambda c: queue.claim(c, "t", "w", limit=1, lease_seconds=5))) == 1
+
+
+def test_concurrent_claims_never_share_an_item(db: Database) -> None:
+    db.write_sync(lambda c: [queue.enqueue(c, "t", str(i)) for i in range(200)])
+
+    async def claimer(owner: str) -> list[str]:
+        got: list[str] = []
+        while True:
+            items = await db.write(lambda c: queue.claim(c, "t", owner, limit=7, lease_seconds=60))
+            if not items:
+                return got
+            got += [i.ref for i in items]
+
+    async def main() -> list[list[str]]:
+        return await asyncio.gather(*(claimer(f"w{n}") for n in range(4)))
+
+    results = asyncio.run(main())
+    flat = [r for rs in results for r in rs]
+    assert sorted(flat, key=int) == [str(i) for i in range(200)]
+
+
+def test_status_transitions_are_checked(db: Database) -> None:
+    row = db.write_sync(lambda c: exe_store.create(c, action=ACTION, parameters={}, context={}, user=None))
+    row = db.write_sync(lambda c: exe_store.set_status(c, row, Status.SCHEDULED))
+    row = db.write_sync(lambda c: exe_store.set_status(c, row, Status.RUNNING))
+    row = db.write_sync(lambda c: exe_store.set_status(c, row, Status.SUCCEEDED, result={"ok": 1}, set_result=True))
+    with pytest.raises(Conflict, match="already succeeded"):
+        db.write_sync(lambda c: exe_store.set_status(c, row, Status.RUNNING))
+    stored = db.read_sync(exe_store.get, row["id"])
+    assert stored["result"] == {"ok": 1}
+    assert [e["status"] for e in stored["log"]] == ["requested", "scheduled", "running", "succeeded"]
+    assert stored["end_timestamp"] >= stored["start_timestamp"]
+
+
+def test_group_commit_isolates_a_failing_job(db: Database) -> None:
+    async def main() -> list[object]:
+        def good(c: sa.Connection, n: int) -> str:
+            queue.enqueue(c, "g", str(n))
+            return str(n)
+
+        def bad(c: sa.Connection) -> None:
+            queue.enqueue(c, "g", "bad")
+            raise NotFound("nope")
+
+        jobs = [db.write(good, n) for n in range(20)] + [db.write(bad)]
+        return await asyncio.gather(*jobs, return_exceptions=True)
+
+    results = asyncio.run(main())
+    assert results[:20] == [str(n) for n in range(20)]
+    assert isinstance(results[20], NotFound)
+    refs = db.read_sync(lambda c: sorted(r.ref for r in c.execute(sa.select(work.c.ref)).all()))
+    assert "bad" not in refs and len(refs) == 20
+
+
+def test_datastore_secrets_are_encrypted_at_rest(db: Database, tmp_path: Path) -> None:
+    ring = KeyRing(tmp_path / "keys.json")
+    db.write_sync(lambda c: kv.set_value(c, scope="system", user=None, name="pw", value="hunter2",
+                                         secret=True, ttl=None, encrypt=ring.encrypt))
+    raw = db.read_sync(lambda c: kv.get(c, scope="system", user=None, name="pw"))
+    assert raw["value"] != "hunter2" and "hunter2" not in raw["value"]
+    assert ring.decrypt(raw["value"]) == "hunter2"
+    old_value = raw["value"]
+    ring.add_key()
+    db.write_sync(lambda c: kv.reencrypt_all(c, ring.decrypt, ring.encrypt))
+    ring.retire_others()
+    new = db.read_sync(lambda c: kv.get(c, scope="system", user=None, name="pw"))
+    assert new["value"] != old_value and ring.decrypt(new["value"]) == "hunter2"
+
+
+def test_datastore_ttl_and_scopes(db: Database, tmp_path: Path) -> None:
+    ring = KeyRing(tmp_path / "keys.json")
+    db.write_sync(lambda c: kv.set_value(c, scope="user", user="alice", name="k", value="a",
+                                         secret=False, ttl=None, encrypt=ring.encrypt))
+    db.write_sync(lambda c: kv.set_value(c, scope="system", user=None, name="short", value="v",
+                                         secret=False, ttl=0.2, encrypt=ring.encrypt))
+    with pytest.raises(NotFound):
+        db.read_sync(lambda c: kv.get(c, scope="user", user="bob", name="k"))
+    assert db.read_sync(lambda c: kv.get(c, scope="user", user="alice", name="k"))["value"] == "a"
+    time.sleep(0.3)
+    with pytest.raises(NotFound):
+        db.read_sync(lambda c: kv.get(c, scope="system", user=None, name="short"))
+    assert db.write_sync(kv.delete_expired) == 1
+
+
+def test_api_keys_and_tokens_are_stored_hashed(db: Database) -> None:
+    key, row = db.write_sync(lambda c: (auth.create_user(c, "u", "pw"), auth.create_api_key(c, "u"))[1])
+    assert key not in str(row["key_hash"])
+    assert db.read_sync(auth.user_for_api_key, key) == "u"
+    assert db.read_sync(auth.user_for_api_key, key + "x") is None
+    tok = db.write_sync(lambda c: auth.create_token(c, "u", 60))
+    assert db.read_sync(auth.user_for_token, tok["token"]) == "u"
+    user = db.read_sync(auth.get_user, "u")
+    assert auth.verify_password("pw", user["password_hash"])
+    assert not auth.verify_password("wrong", user["password_hash"])
