@@ -53,6 +53,21 @@ class BodyLimit:
             await _too_large(send, self.limit)
 
 
+class StripTrailingSlash:
+    """``/api/v1/executions/`` and ``/api/v1/executions`` are the same route
+    (the st2 client uses both)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path: str = scope["path"]
+            if len(path) > 1 and path.endswith("/"):
+                scope = {**scope, "path": path.rstrip("/") or "/"}
+        await self.app(scope, receive, send)
+
+
 class _TooLarge(Exception):
     pass
 
@@ -120,7 +135,6 @@ def create_app(settings: Settings, *, start_services: bool = True) -> FastAPI:
         return JSONResponse({"status": "ok", "version": __version__})
 
     @app.get("/api/v1", tags=["health"])
-    @app.get("/api/v1/", include_in_schema=False)
     async def api_root() -> dict[str, Any]:
         return {"version": __version__, "docs_url": "/api/v1/docs"}
 
@@ -131,6 +145,7 @@ def create_app(settings: Settings, *, start_services: bool = True) -> FastAPI:
     for module in (executions, actions, runners, packs, keys, auth, stream):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
+    app.add_middleware(StripTrailingSlash)
     return app
 
 

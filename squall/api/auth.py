@@ -6,9 +6,9 @@ import base64
 import binascii
 from typing import Any
 
-from fastapi import APIRouter, Body, Depends, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 
-from squall.api.deps import current_user, forget_credentials, iso, system
+from squall.api.deps import current_user, json_body, forget_credentials, iso, system
 from squall.errors import InvalidInput, Unauthorized
 from squall.store import auth
 
@@ -29,7 +29,7 @@ def _basic(request: Request) -> tuple[str, str]:
 
 @router.post("/auth/v1/tokens", status_code=201)
 async def create_token(
-    request: Request, body: dict[str, Any] | None = Body(default=None)
+    request: Request, body: dict[str, Any] = Depends(json_body)
 ) -> dict[str, Any]:
     sys = system(request)
     user, password = _basic(request)
@@ -70,7 +70,7 @@ async def list_apikeys(request: Request, _user: str = Depends(current_user)) -> 
 
 @router.post("/api/v1/apikeys", status_code=201)
 async def create_apikey(
-    request: Request, body: dict[str, Any] = Body(default_factory=dict),
+    request: Request, body: dict[str, Any] = Depends(json_body),
     caller: str = Depends(current_user),
 ) -> dict[str, Any]:
     user = body.get("user") or caller
@@ -94,7 +94,7 @@ async def get_apikey(request: Request, key_id: str, _user: str = Depends(current
 
 @router.put("/api/v1/apikeys/{key_id}")
 async def update_apikey(
-    request: Request, key_id: str, body: dict[str, Any] = Body(...),
+    request: Request, key_id: str, body: dict[str, Any] = Depends(json_body),
     _user: str = Depends(current_user),
 ) -> dict[str, Any]:
     def update(conn: Any) -> dict[str, Any]:

@@ -7,6 +7,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from fastapi import Request, Response
 
 from squall.errors import InvalidInput, Unauthorized
@@ -131,3 +132,17 @@ def select_attributes(
             out[k] = v
         return out
     return obj
+
+
+async def json_body(request: Request) -> dict[str, Any]:
+    """The request body as a JSON object, whatever Content-Type the client sent."""
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(f"request body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidInput("request body must be a JSON object")
+    return data

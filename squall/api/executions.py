@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Body, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 
 from squall.api.deps import (
-    check_limit, current_user, iso, paged, parse_time, select_attributes, system,
+    check_limit, current_user, iso, json_body, paged, parse_time, select_attributes, system,
 )
 from squall.api.runners import runner_view
 from squall.core import params as core_params
@@ -61,7 +61,7 @@ def execution_view(row: dict[str, Any], children: list[str] | None = None) -> di
 
 @router.post("", status_code=201)
 async def create_execution(
-    request: Request, body: dict[str, Any] = Body(...), user: str = Depends(current_user)
+    request: Request, body: dict[str, Any] = Depends(json_body), user: str = Depends(current_user)
 ) -> dict[str, Any]:
     ref = body.get("action")
     if not isinstance(ref, str) or not ref:
@@ -165,7 +165,7 @@ async def cancel_execution(
 
 @router.post("/{execution_id}/re_run", status_code=201)
 async def rerun_execution(
-    request: Request, execution_id: str, body: dict[str, Any] = Body(default_factory=dict),
+    request: Request, execution_id: str, body: dict[str, Any] = Depends(json_body),
     user: str = Depends(current_user),
 ) -> dict[str, Any]:
     params = body.get("parameters") or {}

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Body, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
-from squall.api.deps import check_limit, current_user, iso, paged, system
+from squall.api.deps import check_limit, current_user, json_body, iso, paged, system
 from squall.errors import InvalidInput
 from squall.store import kv
 
@@ -63,7 +63,7 @@ async def get_key(
 
 @router.put("/{name:path}")
 async def set_key(
-    request: Request, name: str, body: dict[str, Any] = Body(...),
+    request: Request, name: str, body: dict[str, Any] = Depends(json_body),
     caller: str = Depends(current_user),
 ) -> dict[str, Any]:
     sys = system(request)

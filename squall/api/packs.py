@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import APIRouter, Body, Depends, Request
+from fastapi import APIRouter, Depends, Request
 
-from squall.api.deps import current_user, system
+from squall.api.deps import current_user, json_body, system
 from squall.errors import InvalidInput
 from squall.services import packs as pack_svc
 from squall.store import content
@@ -45,7 +45,7 @@ async def get_pack(request: Request, ref_or_id: str, _user: str = Depends(curren
 
 @router.post("/register")
 async def register(
-    request: Request, body: dict[str, Any] = Body(default_factory=dict),
+    request: Request, body: dict[str, Any] = Depends(json_body),
     _user: str = Depends(current_user),
 ) -> dict[str, Any]:
     only = body.get("packs") or None
@@ -58,7 +58,7 @@ async def register(
 
 @router.post("/install")
 async def install(
-    request: Request, body: dict[str, Any] = Body(...), _user: str = Depends(current_user)
+    request: Request, body: dict[str, Any] = Depends(json_body), _user: str = Depends(current_user)
 ) -> dict[str, Any]:
     sources = body.get("packs")
     if not (isinstance(sources, list) and sources and all(isinstance(p, str) for p in sources)):

@@ -11,7 +11,7 @@ from squall.core import params as core_params
 from squall.core import templating
 from squall.core.executions import WAITING, Status, is_final
 from squall.crypto import KeyRing
-from squall.errors import Conflict, InvalidInput
+from squall.errors import Conflict, InvalidInput, NotFound
 from squall.runners.registry import get_runner
 from squall.store import content, queue
 from squall.store import executions as exe_store
@@ -29,7 +29,7 @@ class StoreKeyLookup:
     def get(self, scope: str, name: str) -> Any:
         try:
             row = kv_store.get(self.conn, scope=scope, user=self.user, name=name)
-        except Exception:
+        except NotFound:
             return None
         if row["secret"]:
             return templating.SecretValue(row["value"])
@@ -52,18 +52,15 @@ def prepare_parameters(
     if not isinstance(given, dict):
         raise InvalidInput("parameters must be a JSON object")
     schema = parameter_schema(action)
-    core_params.check_immutable(schema, given)
     cast = core_params.cast_parameters(schema, given)
     lookup = StoreKeyLookup(conn, user, keyring)
-    render_ctx = {
-        "config_context": content.pack_config(conn, action["pack"]),
-        "action_context": context or {},
-    }
-    rendered = templating.render_parameters(
-        schema, cast, render_ctx, kv=lookup, decrypt=lookup.decrypt
+    render_ctx = templating.build_context(
+        kv=lookup, config=content.pack_config(conn, action["pack"]),
+        action_context=context or {}, decrypt=lookup.decrypt,
     )
+    rendered = templating.render_parameters(schema, cast, render_ctx)
     action_params, runner_params = core_params.validate_parameters(schema, rendered)
-    return {**runner_params, **action_params}
+    return {k: v for k, v in {**runner_params, **action_params}.items() if v is not None}
 
 
 def request(
@@ -110,8 +107,7 @@ def rerun(
     old = exe_store.get(conn, execution_id)
     action = content.get_action(conn, old["action_ref"])
     schema = parameter_schema(action)
-    # Start from what the user gave, not from defaults filled in last time,
-    # so that changed defaults apply; immutable ones cannot be given.
+    # Immutable parameters were filled in from the schema; they cannot be given.
     base = {k: v for k, v in old["parameters"].items() if not schema.get(k, {}).get("immutable")}
     merged = {**base, **(parameters or {})}
     return request(

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 from squall.config import Settings
 from squall.errors import ContentError, InvalidInput, SquallError
 from squall.packs.loader import LoadedPack, discover_packs, load_pack
-from squall.runners.registry import runner_names
+from squall.runners.registry import runner_types
 from squall.store import content
 from squall.store.db import Database
 
@@ -43,7 +43,7 @@ def venv_python(settings: Settings, pack: str) -> str | None:
 
 
 def _prepare_actions(pack: LoadedPack, settings: Settings, report: RegisterReport) -> list[dict[str, Any]]:
-    known = set(runner_names())
+    known = {r.name for r in runner_types()}
     python = venv_python(settings, pack.ref)
     out = []
     for action in pack.actions:

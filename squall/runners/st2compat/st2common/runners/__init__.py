@@ -1,0 +1,1 @@
+"""Runner-side helpers that python actions import."""

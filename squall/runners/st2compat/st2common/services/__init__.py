@@ -1,0 +1,1 @@
+"""Services available to python actions."""

@@ -1,0 +1,86 @@
+"""A real ``squall up`` in a subprocess, on a free loopback port."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.support.postgres import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+API_KEY = "test-admin-key-0123456789abcdef"
+PASSWORD = "test-admin-password"
+
+
+class Server:
+    def __init__(
+        self, data_dir: Path | None = None, *, packs_dirs: list[Path] | None = None,
+        env: dict[str, str] | None = None, database_url: str | None = None,
+    ) -> None:
+        self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="squall-test-"))
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.packs_dirs = packs_dirs or []
+        self.env = {
+            **os.environ,
+            "SQUALL_DATA_DIR": str(self.data_dir),
+            "SQUALL_ADMIN_API_KEY": API_KEY,
+            "SQUALL_ADMIN_PASSWORD": PASSWORD,
+            "SQUALL_API_URL": self.url,
+            "SQUALL_API_KEY": API_KEY,
+            **(env or {}),
+        }
+        if database_url:
+            self.env["SQUALL_DATABASE_URL"] = database_url
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = self.data_dir / "server.log"
+
+    def start(self, timeout: float = 60.0) -> Server:
+        args = [sys.executable, "-m", "squall.cli.main", "up", "--port", str(self.port)]
+        for d in self.packs_dirs:
+            args += ["--packs-dir", str(d)]
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(args, env=self.env, stdout=log, stderr=log, cwd=ROOT)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"squall up exited early:\n{self.log.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"squall up did not become ready:\n{self.log.read_text()[-3000:]}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, headers={"St2-Api-Key": API_KEY}, timeout=30)
+
+    def wait_final(self, client: httpx.Client, execution_id: str, timeout: float = 30) -> dict:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            body = client.get(f"/api/v1/executions/{execution_id}").json()
+            if body["status"] in ("succeeded", "failed", "timeout", "canceled", "abandoned"):
+                return body
+            time.sleep(0.05)
+        raise AssertionError(f"execution {execution_id} did not finish: {body['status']}")
