@@ -12,14 +12,12 @@ from squall.api.deps import (
 )
 from squall.api.runners import runner_view
 from squall.core import params as core_params
-from squall.errors import InvalidInput
+from squall.errors import InvalidInput, SquallError
 from squall.runners.registry import get_runner
 from squall.services import executions as svc
 from squall.store import executions as exe_store
 
 router = APIRouter(prefix="/api/v1/executions", tags=["executions"])
-
-MASK = "********"
 
 
 def execution_view(row: dict[str, Any], children: list[str] | None = None) -> dict[str, Any]:
@@ -28,10 +26,13 @@ def execution_view(row: dict[str, Any], children: list[str] | None = None) -> di
               if k not in ("entry_point_path", "pack_path", "python", "metadata_file")}
     try:
         schema = svc.parameter_schema(row["action"])
-        parameters = core_params.mask_secrets(row["parameters"], schema, MASK)
         runner = runner_view(get_runner(row["runner_type"]).meta)
-    except Exception:  # a runner this Squall no longer has: show what is stored
-        parameters, runner = row["parameters"], {"name": row["runner_type"]}
+    except SquallError:  # a runner this Squall no longer has: show what is stored
+        schema, runner = core_params.ParameterSchema({}), {"name": row["runner_type"]}
+    secrets = core_params.secret_values(row["parameters"], schema)
+    parameters = core_params.redact(core_params.mask_secrets(row["parameters"], schema), secrets)
+    result = core_params.redact(row["result"], secrets) if row["result"] is not None else {}
+    context = core_params.redact(row["context"], secrets)
     start, end = row["start_timestamp"], row["end_timestamp"]
     view: dict[str, Any] = {
         "id": row["id"],
@@ -45,8 +46,8 @@ def execution_view(row: dict[str, Any], children: list[str] | None = None) -> di
         "start_timestamp": iso(start),
         "end_timestamp": iso(end),
         "parameters": parameters,
-        "result": row["result"] if row["result"] is not None else {},
-        "context": row["context"],
+        "result": result,
+        "context": context,
         "log": [{"status": e["status"], "timestamp": iso(e["timestamp"])} for e in row["log"]],
         "web_url": f"/#/executions/{row['id']}",
     }

@@ -15,6 +15,7 @@ nobody to answer.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -102,7 +103,8 @@ class SseEvent:
 def parse_sse(lines: Iterable[str]) -> Iterator[SseEvent]:
     """Events from the lines of a ``text/event-stream`` body (comments,
     ``retry`` and events without data are skipped)."""
-    event, data, event_id = "", [], None
+    event, event_id = "", None
+    data: list[str] = []
     for raw in lines:
         line = raw.rstrip("\r\n")
         if not line:
@@ -148,10 +150,8 @@ class EventStream:
         stream = self._response.extensions.get("network_stream")
         sock = stream.get_extra_info("socket") if stream is not None else None
         if isinstance(sock, socket.socket):
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
     def close(self) -> None:
         try:
@@ -339,7 +339,9 @@ class Client:
         result: dict[str, Any] = self.request("PUT", f"/api/v1/keys/{_q(name)}", body=body)
         return result
 
-    def get_key(self, name: str, *, scope: str | None = None, decrypt: bool = False) -> dict[str, Any]:
+    def get_key(
+        self, name: str, *, scope: str | None = None, decrypt: bool = False
+    ) -> dict[str, Any]:
         result: dict[str, Any] = self.request(
             "GET", f"/api/v1/keys/{_q(name)}",
             params={"scope": scope, "decrypt": "true" if decrypt else None},

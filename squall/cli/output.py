@@ -17,7 +17,7 @@ from typing import Any, TextIO
 
 import yaml
 from rich import box
-from rich.console import Console
+from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
@@ -181,13 +181,27 @@ def table(columns: Sequence[str], rows: Iterable[Sequence[str | Text]],
     return t
 
 
+def show(renderable: Any) -> None:
+    """Print to stdout; off a terminal, without the padding rich leaves at
+    the end of lines."""
+    console = out_console()
+    if console.is_terminal:
+        console.print(renderable)
+        return
+    with console.capture() as captured:
+        console.print(renderable)
+    text = "\n".join(line.rstrip() for line in captured.get().splitlines())
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
 def print_table(columns: Sequence[str], rows: Iterable[Sequence[str | Text]],
                 *, no_wrap: Sequence[str] = (), empty: str = "nothing to show") -> None:
     rows = list(rows)
     if not rows:
         err_console().print(Text(empty, style="dim"))
         return
-    out_console().print(table(columns, rows, no_wrap=no_wrap))
+    show(table(columns, rows, no_wrap=no_wrap))
 
 
 # -- one execution, for people ---------------------------------------------------
@@ -208,17 +222,16 @@ def describe_mapping(values: dict[str, Any], *, plain_keys: Iterable[str] = ()) 
                 lines.append(f"{key}: (empty)")
             else:
                 lines.append(f"{key}:")
-                lines.append(_indent(value.rstrip("\n"), "    "))
+                lines.append(_indent(value.rstrip("\n")))
         elif isinstance(value, dict | list) and value:
             lines.append(f"{key}:")
-            lines.append(_indent(to_yaml(value).rstrip("\n"), "    "))
+            lines.append(_indent(to_yaml(value).rstrip("\n")))
         else:
             lines.append(f"{key}: {scalar(value)}")
     return "\n".join(lines)
 
 
 def print_execution(execution: dict[str, Any]) -> None:
-    console = out_console()
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column(overflow="fold")
@@ -235,21 +248,19 @@ def print_execution(execution: dict[str, Any]) -> None:
         grid.add_row("parent", str(execution["parent"]))
     if execution.get("children"):
         grid.add_row("children", ", ".join(execution["children"]))
-    console.print(grid)
+    parts: list[Any] = [grid]
     parameters = execution.get("parameters") or {}
-    console.print(Text("parameters:", style="bold"), end="")
     if parameters:
-        console.print()
-        console.print(Text(_indent(describe_mapping(parameters))))
+        parts += [Text("parameters:", style="bold"), Text(_indent(describe_mapping(parameters)))]
     else:
-        console.print(" (none)")
+        parts.append(Text.assemble(("parameters:", "bold"), " (none)"))
     result = execution.get("result")
-    console.print(Text("result:", style="bold"), end="")
     if isinstance(result, dict) and result:
-        console.print()
-        console.print(Text(_indent(describe_mapping(result, plain_keys=("stdout", "stderr")))))
+        body = describe_mapping(result, plain_keys=("stdout", "stderr"))
+        parts += [Text("result:", style="bold"), Text(_indent(body))]
     elif result in (None, {}, ""):
-        console.print(" (none yet)" if execution.get("status") not in FINAL_STATUSES else " (none)")
+        final = execution.get("status") in FINAL_STATUSES
+        parts.append(Text.assemble(("result:", "bold"), " (none)" if final else " (none yet)"))
     else:
-        console.print()
-        console.print(Text(_indent(to_yaml(result).rstrip("\n"))))
+        parts += [Text("result:", style="bold"), Text(_indent(to_yaml(result).rstrip("\n")))]
+    show(Group(*parts))

@@ -44,6 +44,7 @@ __all__ = [
     "merge_schemas",
     "named_args",
     "positional_args",
+    "redact",
     "script_arguments",
     "secret_parameters",
     "secret_values",
@@ -253,13 +254,21 @@ def cast_parameters(schema: Schema, given: Mapping[str, Any]) -> dict[str, Any]:
     ``object`` takes a JSON object or ``key=value,key2=value2``. Array items
     declared as integer/number/boolean are cast too (the st2 CLI leaves them
     as strings). Values that are not strings, and parameters without a
-    declared type or unknown to the schema, are kept as given.
+    declared type or unknown to the schema, are kept as given; so are
+    strings with ``{{``/``{%`` in them, which ``render_parameters`` casts
+    after rendering.
     """
     result: dict[str, Any] = {}
     for name, value in given.items():
         meta = schema.get(name)
         type_name = _declared_type(meta)
-        if not isinstance(value, str) or meta is None or type_name is None:
+        if (
+            not isinstance(value, str)
+            or meta is None
+            or type_name is None
+            or "{{" in value
+            or "{%" in value
+        ):
             result[name] = value
         elif type_name == "array":
             result[name] = _cast_cli_array(name, value, meta)
@@ -498,6 +507,8 @@ def validate_parameters(
     accepts any value.
     """
     from_defaults: frozenset[str] = frozenset(getattr(given, "from_defaults", None) or ())
+    runner = _runner_names(schema)
+    schema = {name: meta or {} for name, meta in schema.items()}
     for name in given:
         if name not in schema:
             raise ParameterError(name, "is not a parameter of this action")
@@ -543,13 +554,12 @@ def validate_parameters(
             present = error.instance if isinstance(error.instance, Mapping) else {}
             path += [next((r for r in error.validator_value if r not in present), "?")]
         name = str(path[0]) if path else "?"
-        secret = bool(schema.get(name, {}).get("secret"))
+        secret = bool(schema.get(name, {}).get("secret"))  # never echo a secret value
         rule = _rule_for(error, secret)
         if len(path) > 1:
             rule = f"field '{_format_path(path[1:])}' {rule}"
         raise ParameterError(name, rule)
 
-    runner = _runner_names(schema)
     action_params = {n: v for n, v in values.items() if n not in runner}
     runner_params = {n: v for n, v in values.items() if n in runner}
     return action_params, runner_params
@@ -646,6 +656,32 @@ def secret_values(params: Mapping[str, Any], schema: Schema) -> list[str]:
     for name, value in params.items():
         _secret_leaves(value, schema.get(name), False, out)
     return out
+
+
+def redact(value: Any, secrets: Iterable[str], mask: str = MASK) -> Any:
+    """A copy of ``value`` with every occurrence of a secret, inside any
+    string at any depth, replaced by ``mask``.
+
+    This catches secrets that travelled into other values: a parameter whose
+    default is ``"{{ password }}"``, or a result that echoes one.
+    """
+    ordered = sorted({s for s in secrets if s}, key=len, reverse=True)
+    if not ordered:
+        return value
+    return _redact(value, ordered, mask)
+
+
+def _redact(value: Any, secrets: list[str], mask: str) -> Any:
+    if isinstance(value, str):
+        for secret in secrets:
+            if secret in value:
+                value = value.replace(secret, mask)
+        return value
+    if isinstance(value, Mapping):
+        return {key: _redact(item, secrets, mask) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redact(item, secrets, mask) for item in value]
+    return value
 
 
 # --------------------------------------------------------------------------- script arguments

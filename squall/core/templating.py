@@ -254,8 +254,10 @@ def build_context(
             SYSTEM_SCOPE: _KeyRef(kv, SYSTEM_SCOPE, "", cache),
             USER_SCOPE: _KeyRef(kv, USER_SCOPE, "", cache),
         }
-    context[CONFIG_CONTEXT] = dict(config or {})
-    context[ACTION_CONTEXT] = dict(action_context or {})
+    if config is not None or CONFIG_CONTEXT not in context:
+        context[CONFIG_CONTEXT] = dict(config or {})
+    if action_context is not None or ACTION_CONTEXT not in context:
+        context[ACTION_CONTEXT] = dict(action_context or {})
     if decrypt is not None:
         context[_DECRYPT_KEY] = decrypt
     return context
@@ -784,7 +786,9 @@ def _translate(where: str, source: str | None, exc: Exception) -> TemplateError:
         return _syntax_error(where, source, exc)
     if isinstance(exc, jinja2.UndefinedError):
         return TemplateUndefinedError(where, f"undefined value: {exc.message}", source)
-    if isinstance(exc, SecurityError):
+    if isinstance(exc, SecurityError) or (
+        isinstance(exc, OverflowError) and "sandbox" in str(exc)  # jinja's range limit
+    ):
         return TemplateSecurityError(where, f"not allowed in a template: {exc}", source)
     if isinstance(exc, _FilterError):
         return TemplateError(where, str(exc), source)
@@ -912,20 +916,6 @@ def render_value(
 _NATIVE_TYPES = ("array", "object", "integer", "number", "boolean")
 
 
-def _matches_type(value: Any, type_name: str) -> bool:
-    if type_name == "array":
-        return isinstance(value, list)
-    if type_name == "object":
-        return isinstance(value, dict)
-    if type_name == "boolean":
-        return isinstance(value, bool)
-    if type_name == "integer":
-        return isinstance(value, int) and not isinstance(value, bool)
-    if type_name == "number":
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    return False
-
-
 def _template_strings(value: Any) -> Iterator[str]:
     if isinstance(value, str):
         if is_template(value):
@@ -998,6 +988,7 @@ def render_parameters(
     ``from_defaults`` names the latter. Pass it to ``validate_parameters``.
     """
     base = dict(context or {})
+    params_schema = {name: meta or {} for name, meta in params_schema.items()}
     for name in given:
         if name not in params_schema:
             raise ParameterError(name, "is not a parameter of this action")

@@ -307,8 +307,9 @@ class HttpRequestRunner:
         if cookies:
             for name, value in cookies.items():
                 client.cookies.set(name, value)
+        auth = kwargs.pop("auth", None)
         request = client.build_request(files=files, **kwargs)
-        response = await client.send(request, stream=True)
+        response = await client.send(request, stream=True, auth=auth)
         try:
             data = bytearray()
             omitted = 0

@@ -66,6 +66,7 @@ class _Child:
         self.exited: asyncio.Future[None] = loop.create_future()
         self.pipes_closed: asyncio.Future[None] = loop.create_future()
         self.pipes: dict[int, asyncio.ReadTransport] = {}
+        self.watcher: asyncio.Task[None] | None = None  # fallback exit poller, if any
         self._open = {1, 2}
         self._queued = 0
         self._paused = False
@@ -142,7 +143,7 @@ def _watch_exit(child: _Child, proc: subprocess.Popen[bytes]) -> None:
             loop.remove_reader(pidfd)
             os.close(pidfd)
             if not reap():  # cannot happen for a pidfd; stay safe anyway
-                loop.create_task(poll())
+                child.watcher = loop.create_task(poll())
 
         loop.add_reader(pidfd, on_ready)
         return
@@ -153,7 +154,7 @@ def _watch_exit(child: _Child, proc: subprocess.Popen[bytes]) -> None:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.05)
 
-    loop.create_task(poll())
+    child.watcher = loop.create_task(poll())
 
 
 class _SideChannel(asyncio.Protocol):

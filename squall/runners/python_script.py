@@ -37,7 +37,7 @@ from typing import Any
 
 from squall.errors import RunnerError
 from squall.runners.base import OutputSink, RunContext, RunnerType, RunResult
-from squall.runners.output import DEFAULT_MAX_OUTPUT_BYTES
+from squall.runners.output import DEFAULT_MAX_OUTPUT_BYTES, mask_secrets
 from squall.runners.process import DEFAULT_KILL_GRACE, ProcessOutcome, run_process
 
 __all__ = ["PYTHON_SCRIPT_META", "SHIM_DIR", "WRAPPER_PATH", "PythonScriptRunner"]
@@ -217,10 +217,10 @@ class PythonScriptRunner:
                     "error": f"could not start python interpreter {python}: {exc.strerror or exc}",
                 },
             )
-        return self._result(outcome, timeout)
+        return self._result(outcome, timeout, ctx.secrets)
 
     @staticmethod
-    def _result(outcome: ProcessOutcome, timeout: float | None) -> RunResult:
+    def _result(outcome: ProcessOutcome, timeout: float | None, secrets: list[str]) -> RunResult:
         document: dict[str, Any] = {}
         if outcome.side_channel:
             try:
@@ -237,9 +237,10 @@ class PythonScriptRunner:
             "exit_code": outcome.exit_code,
         }
         if "error" in document:
-            result["error"] = document["error"]
+            # Exception text may quote a secret parameter: mask it like the output.
+            result["error"] = mask_secrets(str(document["error"]), secrets)
             if document.get("traceback"):
-                result["traceback"] = document["traceback"]
+                result["traceback"] = mask_secrets(str(document["traceback"]), secrets)
         if outcome.timed_out:
             result["error"] = f"Action failed to complete in {timeout:g} seconds"
             return RunResult(status="timeout", result=result)

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 
 from squall.config import Settings
 from squall.errors import ContentError, InvalidInput, SquallError
-from squall.packs.loader import LoadedPack, discover_packs, load_pack
+from squall.packs.loader import LoadedPack, discover_packs, load_pack, load_yaml
 from squall.runners.registry import runner_types
 from squall.store import content
 from squall.store.db import Database
@@ -115,21 +115,32 @@ def install(source: str, settings: Settings, *, progress: Any = print) -> str:
     environment. Returns the pack's name. Registration is left to the caller."""
     settings.user_packs_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="squall-pack-") as tmp:
-        staged = Path(tmp) / "pack"
+        fetched = Path(tmp) / "fetched"
         src = Path(source).expanduser()
         if src.is_dir():
             progress(f"copying {src}")
-            shutil.copytree(src, staged, ignore=shutil.ignore_patterns(".git", "__pycache__"))
-        else:
+            shutil.copytree(src, fetched, ignore=shutil.ignore_patterns(".git", "__pycache__"))
+        elif "://" in source or source.startswith("git@") or source.endswith(".git"):
             progress(f"cloning {source}")
             done = subprocess.run(
-                ["git", "clone", "--depth", "1", "--quiet", source, str(staged)],
+                ["git", "clone", "--depth", "1", "--quiet", source, str(fetched)],
                 capture_output=True, text=True, check=False,
             )
             if done.returncode != 0:
                 raise InvalidInput(f"could not clone {source}: {done.stderr.strip()}")
-        pack = load_pack(staged, settings.configs_dir)
-        name = pack.ref
+        else:
+            raise InvalidInput(f"{source} is neither a pack directory nor a git URL")
+        # Installed packs live in a directory named after the pack, so that the
+        # pack's ref does not depend on where it was fetched from.
+        meta = load_yaml(fetched / "pack.yaml") if (fetched / "pack.yaml").exists() else None
+        if not isinstance(meta, dict):
+            raise InvalidInput(f"{source} is not a pack: it has no usable pack.yaml")
+        wanted = str(meta.get("ref") or meta.get("name") or "")
+        if not wanted or "/" in wanted or wanted.startswith("."):
+            raise InvalidInput(f"{source}: pack.yaml needs a valid 'name' (or 'ref')")
+        staged = Path(tmp) / wanted
+        fetched.rename(staged)
+        name = load_pack(staged, settings.configs_dir).ref
         target = settings.user_packs_dir / name
         if target.exists():
             shutil.rmtree(target)

@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from squall.config import Settings
+from squall.core import params as core_params
 from squall.core.executions import Status, is_final
 from squall.core.policies import retry_decision
 from squall.runners.base import RunContext, RunResult
@@ -238,10 +239,7 @@ class Worker:
         runner_params = {k: v for k, v in params.items() if k in names}
         action_params = {k: v for k, v in params.items() if k not in names}
         runner_params["__param_schema__"] = schema
-        secrets = [
-            str(v) for k, v in params.items()
-            if (schema.get(k) or {}).get("secret") and v not in (None, "")
-        ]
+        secrets = core_params.secret_values(params, schema)
         env = {}
         if job.token:
             env = {

@@ -73,7 +73,11 @@ def test_merge_keeps_runner_then_action_order_and_remembers_runner_names() -> No
             {"type": "string", "default": "x", "immutable": True},
         ),
         # restating a non-overridable attribute with the same value is fine
-        ({"sudo": {"type": "boolean", "default": True}}, "sudo", {"type": "boolean", "default": True}),
+        (
+            {"sudo": {"type": "boolean", "default": True}},
+            "sudo",
+            {"type": "boolean", "default": True},
+        ),
         ({"extra": {"type": "array"}}, "extra", {"type": "array"}),
     ],
 )
@@ -175,12 +179,20 @@ def test_cast_parameters_errors(name: str, text: str, rule: str) -> None:
     assert rule in info.value.rule
 
 
-def test_cast_parameters_keeps_typed_and_unknown_values() -> None:
-    given = {"i": 5, "b": False, "a": ["x"], "unknown": "7", "s": None}
+def test_cast_parameters_keeps_typed_unknown_and_template_values() -> None:
+    given = {
+        "i": 5,
+        "b": False,
+        "a": ["x"],
+        "unknown": "7",
+        "s": None,
+        "n": "{{ st2kv.system.n }}",
+        "o": "{% if x %}{}{% endif %}",
+    }
     assert cast_parameters(CAST_SCHEMA, given) == given
 
 
-# --------------------------------------------------------------------------- cast_value (API / rendered)
+# ---------------------------------------------------------- cast_value (API and rendered text)
 
 
 @pytest.mark.parametrize(
@@ -275,7 +287,11 @@ def test_validate_does_not_mutate_input_or_share_defaults() -> None:
         ({"cmd": "ls", "host": None}, "host", "is required"),
         ({"host": "h"}, "cmd", "is required"),
         ({"cmd": "ls", "host": "h", "bogus": 1}, "bogus", "is not a parameter of this action"),
-        ({"cmd": "ls", "host": "h", "locked": "runner"}, "locked", "is immutable and cannot be set"),
+        (
+            {"cmd": "ls", "host": "h", "locked": "runner"},
+            "locked",
+            "is immutable and cannot be set",
+        ),
         ({"cmd": "ls", "host": 5}, "host", "expected string, got 5"),
         ({"cmd": "ls", "host": "h", "count": "abc"}, "count", "expected integer, got 'abc'"),
         ({"cmd": "ls", "host": "h", "count": 2.0}, "count", "expected integer, got 2.0"),
@@ -470,7 +486,16 @@ POSITIONAL = {
                 "actionlist": ["foo", "bar", "baz"],
                 "actionobject": {"a": 1, "b": "2"},
             },
-            ["1", "1.5", "string value", "1", "foo,bar,baz,qux", "foo,bar,baz", '{"a":1,"b":"2"}', ""],
+            [
+                "1",
+                "1.5",
+                "string value",
+                "1",
+                "foo,bar,baz,qux",
+                "foo,bar,baz",
+                '{"a":1,"b":"2"}',
+                "",
+            ],
         ),
         (
             {"actionbool": False, "actionarray": [], "actionlist": [], "actionobject": {}},
@@ -545,3 +570,9 @@ def test_pipeline_validate_then_arguments() -> None:
     action, runner = validate_parameters(schema, given)
     assert runner == {"timeout": 5}
     assert script_arguments(schema, action) == ["--loud", "world"]
+
+
+def test_validate_tolerates_parameters_without_metadata() -> None:
+    # ``param:`` with nothing under it in YAML loads as None
+    schema: dict[str, Any] = {"bare": None, "n": {"type": "integer"}}
+    assert validate_parameters(schema, {"bare": [1]}) == ({"bare": [1], "n": None}, {})
