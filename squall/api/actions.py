@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Request
 
-from squall.api.deps import check_limit, current_user, paged, select_attributes, system
+from squall.api.deps import JSON, check_limit, paged, select_attributes, system
 from squall.services.executions import parameter_schema
 from squall.store import content
 
@@ -29,38 +29,37 @@ def action_view(meta: dict[str, Any]) -> dict[str, Any]:
 
 @router.get("")
 async def list_actions(
-    request: Request, response: Response, pack: str | None = None, name: str | None = None,
+    request: Request, pack: str | None = None, name: str | None = None,
     limit: int = 100, offset: int = Query(0, ge=0), include_attributes: str | None = None,
-    exclude_attributes: str | None = None, _user: str = Depends(current_user),
-) -> list[dict[str, Any]]:
+    exclude_attributes: str | None = None,
+) -> JSON:
     limit = check_limit(limit, maximum=10000)
     rows, total = await system(request).db.read(
         lambda conn: content.list_actions(conn, pack=pack, name=name, limit=limit, offset=offset)
     )
-    paged(response, total, limit)
-    return [select_attributes(action_view(r), include_attributes, exclude_attributes) for r in rows]
+    return paged([select_attributes(action_view(r), include_attributes, exclude_attributes) for r in rows], total, limit)
 
 
 @router.get("/views/overview")
 async def overview(
-    request: Request, response: Response, pack: str | None = None, limit: int = 100,
-    offset: int = Query(0, ge=0), _user: str = Depends(current_user),
-) -> list[dict[str, Any]]:
-    return await list_actions(request, response, pack=pack, limit=limit, offset=offset,
+    request: Request, pack: str | None = None, limit: int = 100,
+    offset: int = Query(0, ge=0),
+) -> JSON:
+    return await list_actions(request, pack=pack, limit=limit, offset=offset,
                               include_attributes=None, exclude_attributes=None)
 
 
 @router.get("/views/overview/{ref_or_id}")
-async def overview_one(request: Request, ref_or_id: str, _user: str = Depends(current_user)) -> dict[str, Any]:
-    return action_view(await system(request).db.read(content.get_action, ref_or_id))
+async def overview_one(request: Request, ref_or_id: str) -> JSON:
+    return JSON(action_view(await system(request).db.read(content.get_action, ref_or_id)))
 
 
 @router.get("/views/parameters/{ref_or_id}")
-async def parameters_view(request: Request, ref_or_id: str, _user: str = Depends(current_user)) -> dict[str, Any]:
+async def parameters_view(request: Request, ref_or_id: str) -> JSON:
     action = await system(request).db.read(content.get_action, ref_or_id)
-    return {"parameters": parameter_schema(action)}
+    return JSON({"parameters": parameter_schema(action)})
 
 
 @router.get("/{ref_or_id}")
-async def get_action(request: Request, ref_or_id: str, _user: str = Depends(current_user)) -> dict[str, Any]:
-    return action_view(await system(request).db.read(content.get_action, ref_or_id))
+async def get_action(request: Request, ref_or_id: str) -> JSON:
+    return JSON(action_view(await system(request).db.read(content.get_action, ref_or_id)))

@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from squall import __version__
 from squall.api import actions, auth, executions, keys, packs, runners, stream
+from squall.api.deps import Authenticate
 from squall.config import Settings
 from squall.errors import SquallError
 from squall.server import start_system, stop_system
@@ -144,6 +145,7 @@ def create_app(settings: Settings, *, start_services: bool = True) -> FastAPI:
 
     for module in (executions, actions, runners, packs, keys, auth, stream):
         app.include_router(module.router)
+    app.add_middleware(Authenticate)
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
     app.add_middleware(StripTrailingSlash)
     return app

@@ -6,9 +6,9 @@ import base64
 import binascii
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 
-from squall.api.deps import current_user, json_body, forget_credentials, iso, system
+from squall.api.deps import JSON, forget_credentials, iso, json_body, requester, system
 from squall.errors import InvalidInput, Unauthorized
 from squall.store import auth
 
@@ -29,8 +29,9 @@ def _basic(request: Request) -> tuple[str, str]:
 
 @router.post("/auth/v1/tokens", status_code=201)
 async def create_token(
-    request: Request, body: dict[str, Any] = Depends(json_body)
-) -> dict[str, Any]:
+    request: Request
+) -> JSON:
+    body = await json_body(request)
     sys = system(request)
     user, password = _basic(request)
     ttl = (body or {}).get("ttl") or sys.settings.token_ttl_seconds
@@ -46,10 +47,10 @@ async def create_token(
     token = await sys.db.write(sign_in)
     if token is None:
         raise Unauthorized("invalid user name or password")
-    return {
+    return JSON({
         "id": token["id"], "user": user, "token": token["token"],
         "expiry": iso(token["expiry"]), "metadata": token["metadata"],
-    }
+    }, status_code=201)
 
 
 def apikey_view(row: dict[str, Any], key: str | None = None) -> dict[str, Any]:
@@ -64,15 +65,16 @@ def apikey_view(row: dict[str, Any], key: str | None = None) -> dict[str, Any]:
 
 
 @router.get("/api/v1/apikeys")
-async def list_apikeys(request: Request, _user: str = Depends(current_user)) -> list[dict[str, Any]]:
-    return [apikey_view(r) for r in await system(request).db.read(auth.list_api_keys)]
+async def list_apikeys(request: Request) -> JSON:
+    return JSON([apikey_view(r) for r in await system(request).db.read(auth.list_api_keys)])
 
 
 @router.post("/api/v1/apikeys", status_code=201)
 async def create_apikey(
-    request: Request, body: dict[str, Any] = Depends(json_body),
-    caller: str = Depends(current_user),
-) -> dict[str, Any]:
+    request: Request
+) -> JSON:
+    body = await json_body(request)
+    caller = requester(request)
     user = body.get("user") or caller
     metadata = body.get("metadata") or {}
     if not isinstance(metadata, dict):
@@ -84,19 +86,19 @@ async def create_apikey(
         return auth.create_api_key(conn, user, metadata=metadata)
 
     key, row = await system(request).db.write(make)
-    return apikey_view(row, key)
+    return JSON(apikey_view(row, key), status_code=201)
 
 
 @router.get("/api/v1/apikeys/{key_id}")
-async def get_apikey(request: Request, key_id: str, _user: str = Depends(current_user)) -> dict[str, Any]:
-    return apikey_view(await system(request).db.read(auth.get_api_key, key_id))
+async def get_apikey(request: Request, key_id: str) -> JSON:
+    return JSON(apikey_view(await system(request).db.read(auth.get_api_key, key_id)))
 
 
 @router.put("/api/v1/apikeys/{key_id}")
 async def update_apikey(
-    request: Request, key_id: str, body: dict[str, Any] = Depends(json_body),
-    _user: str = Depends(current_user),
-) -> dict[str, Any]:
+    request: Request, key_id: str
+) -> JSON:
+    body = await json_body(request)
     def update(conn: Any) -> dict[str, Any]:
         row = auth.get_api_key(conn, key_id)
         if "enabled" in body:
@@ -105,11 +107,11 @@ async def update_apikey(
 
     row = await system(request).db.write(update)
     forget_credentials()
-    return apikey_view(row)
+    return JSON(apikey_view(row))
 
 
 @router.delete("/api/v1/apikeys/{key_id}", status_code=204)
-async def delete_apikey(request: Request, key_id: str, _user: str = Depends(current_user)) -> Response:
+async def delete_apikey(request: Request, key_id: str) -> Response:
     def delete(conn: Any) -> None:
         auth.delete_api_key(conn, auth.get_api_key(conn, key_id)["id"])
 

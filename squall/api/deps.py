@@ -9,8 +9,9 @@ from typing import Any
 
 import orjson
 from fastapi import Request, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from squall.errors import InvalidInput, Unauthorized
+from squall.errors import InvalidInput, SquallError, Unauthorized
 from squall.server import System
 from squall.store import auth
 
@@ -51,8 +52,15 @@ def _credential(request: Request) -> tuple[str, str] | None:
     return None
 
 
-async def current_user(request: Request) -> str:
-    """The user behind the request's API key or token; 401 without one."""
+def requester(request: Request) -> str:
+    """The authenticated user making ``request`` (set by :class:`Authenticate`)."""
+    user: str = request.scope["state"]["user"]
+    return user
+
+
+async def authenticate(scope: Scope) -> str:
+    """The user behind the request's API key or token; Unauthorized without one."""
+    request = Request(scope)
     cred = _credential(request)
     if cred is None:
         raise Unauthorized(
@@ -65,7 +73,7 @@ async def current_user(request: Request) -> str:
     now = time.monotonic()
     if hit and hit[1] > now:
         return hit[0]
-    db = system(request).db
+    db = scope["app"].state.system.db
 
     def lookup(conn: Any) -> str | None:
         user = auth.user_for_api_key(conn, secret) if kind == "key" else auth.user_for_token(conn, secret)
@@ -82,13 +90,47 @@ async def current_user(request: Request) -> str:
     return user
 
 
+# Paths anyone may call: the health check, signing in, and the API's schema.
+PUBLIC_PATHS = frozenset({"/health", "/auth/v1/tokens", "/api/v1", "/api/v1/openapi.json",
+                          "/api/v1/docs", "/"})
+
+
+class Authenticate:
+    """Every request, except to the public paths, must carry valid credentials;
+    the user is put in the request state for the routes. Doing this once here,
+    rather than per route, means no route can forget it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] not in PUBLIC_PATHS:
+            try:
+                user = await authenticate(scope)
+            except SquallError as exc:
+                response = JSON(exc.to_dict(), status_code=exc.http_status)
+                await response(scope, receive, send)
+                return
+            scope.setdefault("state", {})["user"] = user
+        await self.app(scope, receive, send)
+
+
 def forget_credentials() -> None:
     _auth_cache.clear()
 
 
-def paged(response: Response, total: int, limit: int) -> None:
-    response.headers["X-Total-Count"] = str(total)
-    response.headers["X-Limit"] = str(limit)
+class JSON(Response):
+    """JSON rendered with orjson, straight from plain data: the routes build
+    StackStorm's shapes themselves, so nothing needs validating on the way out."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+
+
+def paged(items: list[Any], total: int, limit: int) -> JSON:
+    return JSON(items, headers={"X-Total-Count": str(total), "X-Limit": str(limit)})
 
 
 def check_limit(limit: int, *, maximum: int = 1000) -> int:

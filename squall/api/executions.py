@@ -4,11 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse
 
 from squall.api.deps import (
-    check_limit, current_user, iso, json_body, paged, parse_time, select_attributes, system,
+    JSON,
+    check_limit,
+    iso,
+    json_body,
+    paged,
+    parse_time,
+    requester,
+    select_attributes,
+    system,
 )
 from squall.api.runners import runner_view
 from squall.core import params as core_params
@@ -62,8 +70,10 @@ def execution_view(row: dict[str, Any], children: list[str] | None = None) -> di
 
 @router.post("", status_code=201)
 async def create_execution(
-    request: Request, body: dict[str, Any] = Depends(json_body), user: str = Depends(current_user)
-) -> dict[str, Any]:
+    request: Request
+) -> JSON:
+    body = await json_body(request)
+    user = requester(request)
     ref = body.get("action")
     if not isinstance(ref, str) or not ref:
         raise InvalidInput("'action' is required: the ref of the action to run, e.g. core.local")
@@ -79,13 +89,12 @@ async def create_execution(
             context=context, delay=delay_ms / 1000.0,
         )
     )
-    return execution_view(row)
+    return JSON(execution_view(row), status_code=201)
 
 
 @router.get("")
 async def list_executions(
     request: Request,
-    response: Response,
     action: str | None = None,
     status: str | None = None,
     parent: str | None = None,
@@ -100,8 +109,7 @@ async def list_executions(
     include_attributes: str | None = None,
     exclude_attributes: str | None = None,
     show_all: bool = Query(False, alias="show_all"),
-    _user: str = Depends(current_user),
-) -> list[dict[str, Any]]:
+) -> JSON:
     limit = check_limit(limit)
     rows, total = await system(request).db.read(
         lambda conn: exe_store.list_(
@@ -111,8 +119,7 @@ async def list_executions(
             limit=limit, offset=offset, sort_desc=sort_desc and not sort_asc,
         )
     )
-    paged(response, total, limit)
-    return [select_attributes(execution_view(r), include_attributes, exclude_attributes) for r in rows]
+    return paged([select_attributes(execution_view(r), include_attributes, exclude_attributes) for r in rows], total, limit)
 
 
 async def _get(request: Request, execution_id: str) -> tuple[dict[str, Any], list[str]]:
@@ -125,50 +132,51 @@ async def _get(request: Request, execution_id: str) -> tuple[dict[str, Any], lis
 @router.get("/{execution_id}")
 async def get_execution(
     request: Request, execution_id: str, include_attributes: str | None = None,
-    exclude_attributes: str | None = None, _user: str = Depends(current_user),
-) -> dict[str, Any]:
+    exclude_attributes: str | None = None,
+) -> JSON:
     row, kids = await _get(request, execution_id)
-    return select_attributes(execution_view(row, kids), include_attributes, exclude_attributes)
+    return JSON(select_attributes(execution_view(row, kids), include_attributes, exclude_attributes))
 
 
 @router.get("/{execution_id}/children")
 async def get_children(
-    request: Request, execution_id: str, _user: str = Depends(current_user)
-) -> list[dict[str, Any]]:
+    request: Request, execution_id: str
+) -> JSON:
     def read(conn: Any) -> list[dict[str, Any]]:
         ids = exe_store.children(conn, execution_id)
         found = exe_store.get_many(conn, ids)
         return [found[i] for i in ids if i in found]
 
-    return [execution_view(r) for r in await system(request).db.read(read)]
+    return JSON([execution_view(r) for r in await system(request).db.read(read)])
 
 
 @router.get("/{execution_id}/output", response_class=PlainTextResponse)
 async def get_output(
     request: Request, execution_id: str, output_type: str | None = None,
-    _user: str = Depends(current_user),
-) -> str:
+) -> JSON:
     def read(conn: Any) -> list[dict[str, Any]]:
         exe_store.get(conn, execution_id)  # 404 for an unknown id
         return exe_store.output(conn, execution_id, stream=output_type)
 
     chunks = await system(request).db.read(read)
-    return "".join(c["data"] for c in chunks)
+    return PlainTextResponse("".join(c["data"] for c in chunks))
 
 
 @router.delete("/{execution_id}")
 async def cancel_execution(
-    request: Request, execution_id: str, user: str = Depends(current_user)
-) -> dict[str, Any]:
+    request: Request, execution_id: str
+) -> JSON:
+    user = requester(request)
     row = await system(request).db.write(lambda conn: svc.cancel(conn, execution_id, user))
-    return execution_view(row)
+    return JSON(execution_view(row))
 
 
 @router.post("/{execution_id}/re_run", status_code=201)
 async def rerun_execution(
-    request: Request, execution_id: str, body: dict[str, Any] = Depends(json_body),
-    user: str = Depends(current_user),
-) -> dict[str, Any]:
+    request: Request, execution_id: str
+) -> JSON:
+    body = await json_body(request)
+    user = requester(request)
     params = body.get("parameters") or {}
     if not isinstance(params, dict):
         raise InvalidInput("'parameters' must be an object")
@@ -178,4 +186,4 @@ async def rerun_execution(
     row = await sys.db.write(
         lambda conn: svc.rerun(conn, execution_id, parameters=params, user=user, keyring=sys.keyring)
     )
-    return execution_view(row)
+    return JSON(execution_view(row), status_code=201)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
-from squall.api.deps import check_limit, current_user, json_body, iso, paged, system
+from squall.api.deps import JSON, check_limit, iso, json_body, paged, requester, system
 from squall.errors import InvalidInput
 from squall.store import kv
 
@@ -35,10 +35,11 @@ def key_view(row: dict[str, Any], *, decrypt: bool, decrypter: Any) -> dict[str,
 
 @router.get("")
 async def list_keys(
-    request: Request, response: Response, scope: str | None = None, prefix: str | None = None,
+    request: Request, scope: str | None = None, prefix: str | None = None,
     decrypt: bool = False, user: str | None = None, limit: int = 100,
-    offset: int = Query(0, ge=0), caller: str = Depends(current_user),
-) -> list[dict[str, Any]]:
+    offset: int = Query(0, ge=0)
+) -> JSON:
+    caller = requester(request)
     sys = system(request)
     scope_name = None if scope in (None, "all", "st2kv.all") else kv.normalize_scope(scope)
     limit = check_limit(limit, maximum=10000)
@@ -46,26 +47,27 @@ async def list_keys(
         lambda conn: kv.list_(conn, scope=scope_name, user=user or caller, prefix=prefix,
                               limit=limit, offset=offset)
     )
-    paged(response, total, limit)
-    return [key_view(r, decrypt=decrypt, decrypter=sys.keyring.decrypt) for r in rows]
+    return paged([key_view(r, decrypt=decrypt, decrypter=sys.keyring.decrypt) for r in rows], total, limit)
 
 
 @router.get("/{name:path}")
 async def get_key(
     request: Request, name: str, scope: str | None = None, decrypt: bool = False,
-    user: str | None = None, caller: str = Depends(current_user),
-) -> dict[str, Any]:
+    user: str | None = None
+) -> JSON:
+    caller = requester(request)
     sys = system(request)
     s = kv.normalize_scope(scope)
     row = await sys.db.read(lambda conn: kv.get(conn, scope=s, user=user or caller, name=name))
-    return key_view(row, decrypt=decrypt, decrypter=sys.keyring.decrypt)
+    return JSON(key_view(row, decrypt=decrypt, decrypter=sys.keyring.decrypt))
 
 
 @router.put("/{name:path}")
 async def set_key(
-    request: Request, name: str, body: dict[str, Any] = Depends(json_body),
-    caller: str = Depends(current_user),
-) -> dict[str, Any]:
+    request: Request, name: str
+) -> JSON:
+    body = await json_body(request)
+    caller = requester(request)
     sys = system(request)
     value = body.get("value")
     if value is None:
@@ -84,14 +86,14 @@ async def set_key(
         lambda conn: kv.set_value(conn, scope=s, user=user, name=name, value=value, secret=secret,
                                   ttl=ttl, encrypt=sys.keyring.encrypt)
     )
-    return key_view(row, decrypt=False, decrypter=sys.keyring.decrypt)
+    return JSON(key_view(row, decrypt=False, decrypter=sys.keyring.decrypt))
 
 
 @router.delete("/{name:path}", status_code=204)
 async def delete_key(
     request: Request, name: str, scope: str | None = None, user: str | None = None,
-    caller: str = Depends(current_user),
 ) -> Response:
+    caller = requester(request)
     s = kv.normalize_scope(scope)
     await system(request).db.write(lambda conn: kv.delete(conn, scope=s, user=user or caller, name=name))
     return Response(status_code=204)

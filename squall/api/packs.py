@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 
-from squall.api.deps import current_user, json_body, system
+from squall.api.deps import JSON, json_body, system
 from squall.errors import InvalidInput
 from squall.services import packs as pack_svc
 from squall.store import content
@@ -34,32 +34,33 @@ def pack_view(row: dict[str, Any]) -> dict[str, Any]:
 
 
 @router.get("")
-async def list_packs(request: Request, _user: str = Depends(current_user)) -> list[dict[str, Any]]:
-    return [pack_view(r) for r in await system(request).db.read(content.list_packs)]
+async def list_packs(request: Request) -> JSON:
+    return JSON([pack_view(r) for r in await system(request).db.read(content.list_packs)])
 
 
 @router.get("/{ref_or_id}")
-async def get_pack(request: Request, ref_or_id: str, _user: str = Depends(current_user)) -> dict[str, Any]:
-    return pack_view(await system(request).db.read(content.get_pack, ref_or_id))
+async def get_pack(request: Request, ref_or_id: str) -> JSON:
+    return JSON(pack_view(await system(request).db.read(content.get_pack, ref_or_id)))
 
 
 @router.post("/register")
 async def register(
-    request: Request, body: dict[str, Any] = Depends(json_body),
-    _user: str = Depends(current_user),
-) -> dict[str, Any]:
+    request: Request
+) -> JSON:
+    body = await json_body(request)
     only = body.get("packs") or None
     if only is not None and not (isinstance(only, list) and all(isinstance(p, str) for p in only)):
         raise InvalidInput("'packs' must be a list of pack names")
     sys = system(request)
     report = await pack_svc.register_all(sys.db, sys.settings, only)
-    return report.to_dict()
+    return JSON(report.to_dict())
 
 
 @router.post("/install")
 async def install(
-    request: Request, body: dict[str, Any] = Depends(json_body), _user: str = Depends(current_user)
-) -> dict[str, Any]:
+    request: Request
+) -> JSON:
+    body = await json_body(request)
     sources = body.get("packs")
     if not (isinstance(sources, list) and sources and all(isinstance(p, str) for p in sources)):
         raise InvalidInput("'packs' must be a list of git URLs or paths to install")
@@ -70,10 +71,10 @@ async def install(
         name = await asyncio.to_thread(pack_svc.install, source, sys.settings, progress=log.append)
         names.append(name)
     report = await pack_svc.register_all(sys.db, sys.settings, names)
-    return {**report.to_dict(), "installed": names, "log": log}
+    return JSON({**report.to_dict(), "installed": names, "log": log})
 
 
 @router.delete("/{ref}")
-async def uninstall(request: Request, ref: str, _user: str = Depends(current_user)) -> dict[str, Any]:
+async def uninstall(request: Request, ref: str) -> JSON:
     await system(request).db.write(content.unregister_pack, ref)
-    return {"unregistered": ref}
+    return JSON({"unregistered": ref})

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 
-from squall.api.deps import current_user
+from squall.api.deps import JSON
 from squall.errors import NotFound
 from squall.runners.base import RunnerType
 from squall.runners.registry import runner_types
@@ -30,12 +30,12 @@ def runner_view(meta: RunnerType) -> dict[str, Any]:
 
 
 @router.get("")
-async def list_runners(name: str | None = None, _user: str = Depends(current_user)) -> list[dict[str, Any]]:
-    return [runner_view(r) for r in runner_types() if name is None or r.name == name]
+async def list_runners(name: str | None = None) -> JSON:
+    return JSON([runner_view(r) for r in runner_types() if name is None or r.name == name])
 
 
 @router.get("/{name_or_id}")
-async def get_runner(name_or_id: str, _user: str = Depends(current_user)) -> dict[str, Any]:
+async def get_runner(name_or_id: str) -> JSON:
     for r in runner_types():
         if r.name == name_or_id:
             return runner_view(r)

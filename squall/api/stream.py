@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
-from squall.api.deps import current_user, iso, system
+from squall.api.deps import iso, system
 from squall.api.executions import execution_view
 from squall.core.executions import is_final
 from squall.errors import NotFound
@@ -58,7 +58,7 @@ def _is_end(name: str, payload: dict[str, Any], end_event: str | None, end_id: s
 async def stream(
     request: Request, events: str | None = None, action_refs: str | None = None,
     execution_ids: str | None = None, end_event: str | None = None,
-    end_execution_id: str | None = None, _user: str = Depends(current_user),
+    end_execution_id: str | None = None,
 ) -> StreamingResponse:
     """Server-sent events. With ``end_event`` (and ``end_execution_id``) the
     stream closes after that event, as StackStorm's does for ``st2 execution tail``."""

@@ -56,6 +56,7 @@ POLL_SECONDS = 1.0
 # Without any event for this long, ask the API whether the execution ended.
 QUIET_CHECK_SECONDS = 10.0
 SPINNER_AFTER_SECONDS = 0.5
+JOIN_SECONDS = 2.0
 
 
 class WaitTimeout(Exception):
@@ -106,6 +107,10 @@ class _Reader:
             if self.connected.wait(0.05):
                 return True
         return self.connected.is_set()
+
+    def join(self, timeout: float) -> None:
+        if self._thread.is_alive():
+            self._thread.join(timeout)
 
     def stop(self) -> None:
         self._stopped.set()
@@ -199,12 +204,17 @@ class Follower:
             self._early = reader
         else:
             reader.stop()
+            reader.join(JOIN_SECONDS)
 
     def close(self) -> None:
+        """Stop showing the spinner and close the streams (their threads end
+        before this returns, or soon after when a connection is slow to let go)."""
         self._spinner.hide()
-        for reader in (self._early, self._main):
-            if reader is not None:
-                reader.stop()
+        readers = [r for r in (self._early, self._main) if r is not None]
+        for reader in readers:
+            reader.stop()
+        for reader in readers:
+            reader.join(JOIN_SECONDS)
 
     def follow(
         self, execution: dict[str, Any], *, timeout_wait: float | None = None
@@ -286,7 +296,10 @@ class Follower:
                 if message.source == "early":
                     early_alive = False
                 elif not is_final(current):
+                    # The stream broke off: poll the API from here on.
                     polling = True
+                    if self._early is not None:
+                        self._early.stop()
                 continue
 
             event = message.event

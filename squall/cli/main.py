@@ -165,7 +165,10 @@ def cli(ctx: click.Context, url: str | None) -> None:
 
 
 def client_of(ctx: click.Context) -> Client:
-    state: State = ctx.find_object(State)  # type: ignore[assignment]
+    state = ctx.find_object(State)
+    if state is None:  # a command invoked outside the group
+        state = State(None)
+        ctx.call_on_close(state.close)
     return state.client()
 
 

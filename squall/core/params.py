@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import functools
 import json
 import math
 import re
@@ -483,6 +484,36 @@ def _rule_for(error: ValidationError, secret: bool) -> str:
     return f"does not satisfy its schema ({kind}): {error.message}"
 
 
+# id(meta) -> (meta, key): the parameter schemas of an action are the same
+# objects for every execution (they are cached), so their validation schema
+# is worked out once. Holding ``meta`` keeps its id from being reused.
+_KEYS: dict[int, tuple[Mapping[str, Any], str]] = {}
+
+
+def _validation_key(meta: Mapping[str, Any]) -> str:
+    """The JSON-schema (as sorted JSON text) that one parameter's value must pass."""
+    hit = _KEYS.get(id(meta))
+    if hit is not None and hit[0] is meta:
+        return hit[1]
+    prop = copy.deepcopy(dict(meta))
+    if isinstance(prop.get("required"), bool):
+        del prop["required"]  # presence is checked by validate_parameters itself
+    prop.pop("default", None)
+    _allow_none_in_nested(prop)
+    key = json.dumps(prop, sort_keys=True, default=repr)
+    if len(_KEYS) > 4096:
+        _KEYS.clear()
+    _KEYS[id(meta)] = (meta, key)
+    return key
+
+
+@functools.lru_cache(maxsize=4096)
+def _property_validator(key: str) -> Any:
+    # Building a validator costs far more than using one, and the same
+    # parameter schemas come back with every execution of an action.
+    return _Validator(json.loads(key))
+
+
 def validate_parameters(
     schema: Schema, given: Mapping[str, Any]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -525,7 +556,7 @@ def validate_parameters(
             value = _nested_defaults(value, meta)
         values[name] = value
 
-    properties: dict[str, Any] = {}
+    properties: dict[str, str] = {}
     instance: dict[str, Any] = {}
     for name, meta in schema.items():
         value = values[name]
@@ -533,27 +564,17 @@ def validate_parameters(
             if meta.get("required") is True and not ("default" in meta and meta["default"] is None):
                 raise ParameterError(name, "is required")
             continue  # optional and unset: nothing to validate
-        prop = copy.deepcopy(dict(meta))
-        if isinstance(prop.get("required"), bool):
-            del prop["required"]  # presence is checked above
-        prop.pop("default", None)
-        _allow_none_in_nested(prop)
-        properties[name] = prop
+        properties[name] = _validation_key(meta)
         instance[name] = value
 
-    validator = _Validator({"type": "object", "properties": properties})
-    order = {name: index for index, name in enumerate(schema)}
-    errors = sorted(
-        validator.iter_errors(instance),
-        key=lambda e: order.get(str(e.absolute_path[0]), len(order)) if e.absolute_path else -1,
-    )
-    if errors:
-        error = errors[0]
-        path = list(error.absolute_path)
+    for name, key in properties.items():
+        error = next(iter(_property_validator(key).iter_errors(instance[name])), None)
+        if error is None:
+            continue
+        path: list[Any] = [name, *error.absolute_path]
         if error.validator == "required" and isinstance(error.validator_value, list):
             present = error.instance if isinstance(error.instance, Mapping) else {}
             path += [next((r for r in error.validator_value if r not in present), "?")]
-        name = str(path[0]) if path else "?"
         secret = bool(schema.get(name, {}).get("secret"))  # never echo a secret value
         rule = _rule_for(error, secret)
         if len(path) > 1:

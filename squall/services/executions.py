@@ -3,7 +3,10 @@ CLI share. Each function is one transaction."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
+
+import orjson
 
 from sqlalchemy.engine import Connection
 
@@ -39,9 +42,18 @@ class StoreKeyLookup:
         return self.keyring.decrypt(value)
 
 
-def parameter_schema(action: dict[str, Any]) -> dict[str, Any]:
-    runner = get_runner(action["runner_type"])
-    return core_params.merge_schemas(runner.meta.runner_parameters, action.get("parameters") or {})
+def parameter_schema(action: dict[str, Any]) -> core_params.ParameterSchema:
+    """The action's parameters merged with its runner's (treat as read-only)."""
+    key = orjson.dumps(action.get("parameters") or {}, option=orjson.OPT_SORT_KEYS)
+    return _merged_schema(action["runner_type"], key)
+
+
+@functools.lru_cache(maxsize=1024)
+def _merged_schema(runner_type: str, action_params: bytes) -> core_params.ParameterSchema:
+    # Merging deep-copies both schemas; every request and event needs the
+    # result, so it is kept per distinct (runner, parameters) pair.
+    runner = get_runner(runner_type)
+    return core_params.merge_schemas(runner.meta.runner_parameters, orjson.loads(action_params))
 
 
 def prepare_parameters(
@@ -54,13 +66,27 @@ def prepare_parameters(
     schema = parameter_schema(action)
     cast = core_params.cast_parameters(schema, given)
     lookup = StoreKeyLookup(conn, user, keyring)
+    config = content.pack_config(conn, action["pack"]) if _has_template(schema, cast) else {}
     render_ctx = templating.build_context(
-        kv=lookup, config=content.pack_config(conn, action["pack"]),
-        action_context=context or {}, decrypt=lookup.decrypt,
+        kv=lookup, config=config, action_context=context or {}, decrypt=lookup.decrypt,
     )
     rendered = templating.render_parameters(schema, cast, render_ctx)
     action_params, runner_params = core_params.validate_parameters(schema, rendered)
     return {k: v for k, v in {**runner_params, **action_params}.items() if v is not None}
+
+
+def _has_template(schema: dict[str, Any], given: dict[str, Any]) -> bool:
+    """Whether rendering could read the pack config (saves a query when not)."""
+    def templated(value: Any) -> bool:
+        if isinstance(value, str):
+            return "{{" in value or "{%" in value
+        if isinstance(value, dict):
+            return any(templated(v) for v in value.values())
+        if isinstance(value, list):
+            return any(templated(v) for v in value)
+        return False
+
+    return templated(given) or any(templated(m.get("default")) for m in schema.values())
 
 
 def request(
@@ -73,9 +99,15 @@ def request(
         raise InvalidInput(f"action {action['ref']} is disabled; enable it before running it")
     final = prepare_parameters(conn, action, parameters, user, keyring, context)
     ctx = {"user": user, **(context or {})}
+    # Only a concurrency policy can hold an execution back; without one the
+    # scheduler would have nothing to decide, so the execution skips it.
+    held = any(
+        p["policy_type"].startswith("action.concurrency")
+        for p in content.policies_for(conn, action["ref"])
+    )
     return exe_store.create(
         conn, action=action, parameters=final, context=ctx, user=user, parent_id=parent_id,
-        delay=delay,
+        delay=delay, schedule=held,
     )
 
 

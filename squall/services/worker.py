@@ -31,8 +31,9 @@ from squall.services.executions import parameter_schema
 from squall.services.scheduler import until
 from squall.store import auth, content, queue
 from squall.store import executions as exe_store
+from squall.errors import StoreUnavailable
 from squall.store.db import Database
-from squall.store.executions import RUN
+from squall.store.executions import RUN, UNSET
 
 log = logging.getLogger(__name__)
 
@@ -85,33 +86,35 @@ def start_batch(
     if not items:
         return []
     rows = exe_store.get_many(conn, (i.ref for i in items))
-    started: list[tuple[int, dict[str, Any], dict[str, Any], str | None]] = []
-    configs: dict[str, dict[str, Any]] = {}
+    to_run: list[tuple[int, dict[str, Any]]] = []
+    changes: list[Any] = []
+    done: list[int] = []
     for item in items:
         row = rows.get(item.ref)
         status = Status(row["status"]) if row else None
         if row is None or status is None or is_final(status):
-            queue.ack(conn, item.id)
-            continue
-        if status == Status.CANCELING:
-            exe_store.set_status(conn, row, Status.CANCELED)
-            queue.ack(conn, item.id)
-            continue
-        if status != Status.SCHEDULED:
+            done.append(item.id)
+        elif status == Status.CANCELING:
+            changes.append((row, Status.CANCELED, UNSET, None))
+            done.append(item.id)
+        elif status == Status.SCHEDULED:
+            to_run.append((item.id, row))
+        elif row["action"].get("idempotent"):
             # Claimed before by a worker whose lease ran out: it died mid-run.
-            if row["action"].get("idempotent"):
-                log.warning("re-running idempotent execution %s after its worker died", row["id"])
-            else:
-                exe_store.set_status(
-                    conn, row, Status.ABANDONED, set_result=True,
-                    result={"error": "the worker running this execution stopped before it "
-                                     "finished; it was not run again because the action is "
-                                     "not declared idempotent"},
-                )
-                queue.ack(conn, item.id)
-                continue
+            log.warning("re-running idempotent execution %s after its worker died", row["id"])
+            to_run.append((item.id, row))
         else:
-            row = exe_store.set_status(conn, row, Status.RUNNING)
+            changes.append((row, Status.ABANDONED, {"error": ABANDONED_ERROR}, None))
+            done.append(item.id)
+    queue.ack_many(conn, done)
+    exe_store.set_status_many(conn, changes)
+    scheduled = [(i, r) for i, r in to_run if r["status"] == Status.SCHEDULED]
+    running = exe_store.set_status_many(conn, [(r, Status.RUNNING, UNSET, None) for _, r in scheduled])
+    now_running = {r["id"]: r for r in running}
+    configs: dict[str, dict[str, Any]] = {}
+    started = []
+    for item_id, row in to_run:
+        row = now_running.get(row["id"], row)
         pack = row["action"].get("pack", "")
         if pack not in configs:
             configs[pack] = content.pack_config(conn, pack)
@@ -120,24 +123,43 @@ def start_batch(
             token = auth.create_token(
                 conn, row["user"] or "system", token_ttl, {"execution_id": row["id"]}
             )["token"]
-        started.append((item.id, row, configs[pack], token))
+        started.append((item_id, row, configs[pack], token))
     return started
 
 
-def finish(
-    conn: Connection, item_id: int, execution_id: str, status: Status, result: Any,
-    chunks: list[tuple[str, str, float]], nbytes: int,
-) -> dict[str, Any]:
-    exe_store.append_output(conn, execution_id, chunks, nbytes)
-    row = exe_store.get(conn, execution_id)
-    queue.ack(conn, item_id)
-    if is_final(row["status"]):
-        return row
-    if row["status"] == Status.CANCELING and status == Status.SUCCEEDED:
-        status = Status.CANCELED
-    row = exe_store.set_status(conn, row, status, result=result, set_result=True)
-    _maybe_retry(conn, row)
-    return row
+ABANDONED_ERROR = (
+    "the worker running this execution stopped before it finished; it was not run again "
+    "because the action is not declared idempotent"
+)
+
+
+@dataclass
+class Completion:
+    item_id: int
+    execution_id: str
+    status: Status
+    result: Any
+    chunks: list[exe_store.Chunk]
+    nbytes: int
+
+
+def finish_many(conn: Connection, completions: list[Completion]) -> None:
+    """Record finished executions: their last output, final status and the
+    ack of their work items, all in the caller's one transaction."""
+    exe_store.append_output_many(conn, [(c.execution_id, c.chunks, c.nbytes) for c in completions])
+    rows = exe_store.get_many(conn, (c.execution_id for c in completions))
+    queue.ack_many(conn, [c.item_id for c in completions])
+    changes = []
+    for c in completions:
+        row = rows.get(c.execution_id)
+        if row is None or is_final(row["status"]):
+            continue  # canceled, abandoned or collected meanwhile: nothing to record
+        status = c.status
+        if row["status"] == Status.CANCELING and status == Status.SUCCEEDED:
+            status = Status.CANCELED
+        changes.append((row, status, c.result, None))
+    for row in exe_store.set_status_many(conn, changes):
+        _maybe_retry(conn, row)
 
 
 def _maybe_retry(conn: Connection, row: dict[str, Any]) -> None:
@@ -170,11 +192,6 @@ def renew_leases(conn: Connection, owner: str, ids: list[int], lease: float) -> 
     queue.renew(conn, owner, ids, lease)
 
 
-def flush_output(conn: Connection, batches: list[tuple[str, list[Any], int]]) -> None:
-    for execution_id, chunks, nbytes in batches:
-        exe_store.append_output(conn, execution_id, chunks, nbytes)
-
-
 class Worker:
     def __init__(
         self, db: Database, bus: Bus, settings: Settings, owner: str,
@@ -183,6 +200,8 @@ class Worker:
         self.jobs: dict[str, Job] = {}
         self.lease = settings.lease_seconds
         self._slots = asyncio.Event()
+        # Finished runs wait here to be recorded, several per transaction under load.
+        self._done: asyncio.Queue[Completion] = asyncio.Queue()
         bus.on("cancel", self._on_cancel)
 
     def _on_cancel(self, execution_id: str) -> None:
@@ -195,6 +214,7 @@ class Worker:
         helpers = [
             asyncio.create_task(self._heartbeat(), name="worker-heartbeat"),
             asyncio.create_task(self._flusher(), name="worker-output"),
+            asyncio.create_task(self._recorder(), name="worker-recorder"),
         ]
         try:
             await self._claim_loop()
@@ -262,39 +282,53 @@ class Worker:
     async def _execute(self, job: Job) -> None:
         eid = job.row["id"]
         try:
-            try:
-                runner = get_runner(job.row["runner_type"])
-                ctx = self._context(job)
+            runner = get_runner(job.row["runner_type"])
+            ctx = self._context(job)
 
-                async def sink(stream: str, text: str) -> None:
-                    job.buffer.add(stream, text)
+            async def sink(stream: str, text: str) -> None:
+                job.buffer.add(stream, text)
 
-                outcome = await runner.run(ctx, sink)
-            except asyncio.CancelledError:
-                if not job.cancel_requested:
-                    raise  # the worker is stopping; _stop_jobs records it
-                outcome = RunResult("canceled", {"error": "canceled by request"})
-            except Exception as exc:
-                log.exception("execution %s failed in its runner", eid)
-                outcome = RunResult("failed", {"error": f"{type(exc).__name__}: {exc}"})
-            chunks, nbytes = job.buffer.take()
-            await self._record(job, Status(outcome.status), outcome.result, chunks, nbytes)
-        finally:
-            self.jobs.pop(eid, None)
+            outcome = await runner.run(ctx, sink)
+        except asyncio.CancelledError:
+            if not job.cancel_requested:
+                raise  # the worker is stopping; _stop_jobs records it
+            outcome = RunResult("canceled", {"error": "canceled by request"})
+        except Exception as exc:
+            log.exception("execution %s failed in its runner", eid)
+            outcome = RunResult("failed", {"error": f"{type(exc).__name__}: {exc}"})
+        chunks, nbytes = job.buffer.take()
+        # The job keeps its slot (and its lease) until the recorder has written it.
+        self._done.put_nowait(
+            Completion(job.item_id, eid, Status(outcome.status), outcome.result, chunks, nbytes)
+        )
+
+    async def _recorder(self) -> None:
+        while True:
+            batch = [await self._done.get()]
+            while not self._done.empty() and len(batch) < 256:
+                batch.append(self._done.get_nowait())
+            await self._write_completions(batch)
+            for c in batch:
+                self.jobs.pop(c.execution_id, None)
             self._slots.set()
 
-    async def _record(
-        self, job: Job, status: Status, result: Any, chunks: list[Any], nbytes: int
-    ) -> None:
-        for attempt in range(30):
+    async def _write_completions(self, batch: list[Completion]) -> None:
+        for attempt in range(60):
             try:
-                await self.db.write(finish, job.item_id, job.row["id"], status, result, chunks, nbytes)
+                await self.db.write(finish_many, batch)
                 return
-            except Exception:
-                # Keep the result while the database is away; the lease keeps
-                # the item ours meanwhile (the heartbeat renews it).
-                log.exception("recording the result of %s failed (try %d)", job.row["id"], attempt)
+            except StoreUnavailable:
+                # Keep the results while the database is away; the heartbeat
+                # keeps renewing the leases meanwhile.
+                log.warning("database unavailable; retrying to record %d results", len(batch))
                 await asyncio.sleep(min(10.0, 0.5 * (attempt + 1)))
+            except Exception:
+                if len(batch) == 1:
+                    log.exception("could not record the result of %s", batch[0].execution_id)
+                    return
+                for one in batch:  # find and skip the one that cannot be written
+                    await self._write_completions([one])
+                return
 
     async def _heartbeat(self) -> None:
         while True:
@@ -315,7 +349,7 @@ class Worker:
                     batches.append((eid, chunks, n))
             if batches:
                 try:
-                    await self.db.write(flush_output, batches)
+                    await self.db.write(exe_store.append_output_many, batches)
                 except Exception:
                     log.exception("writing output failed")
 
@@ -325,14 +359,21 @@ class Worker:
         for job in jobs:
             if job.task:
                 job.task.cancel()
+        await asyncio.gather(*(j.task for j in jobs if j.task), return_exceptions=True)
+        batch = []
+        while not self._done.empty():
+            batch.append(self._done.get_nowait())
+        recorded = {c.execution_id for c in batch}
         for job in jobs:
-            if job.task:
-                await asyncio.gather(job.task, return_exceptions=True)
-            chunks, n = job.buffer.take()
-            try:
-                await self.db.write(
-                    finish, job.item_id, job.row["id"], Status.ABANDONED,
+            if job.row["id"] not in recorded:
+                chunks, n = job.buffer.take()
+                batch.append(Completion(
+                    job.item_id, job.row["id"], Status.ABANDONED,
                     {"error": "Squall stopped while this execution was running"}, chunks, n,
-                )
+                ))
+        if batch:
+            try:
+                await self.db.write(finish_many, batch)
             except Exception:
-                log.exception("could not record %s as abandoned", job.row["id"])
+                log.exception("could not record %d executions on shutdown", len(batch))
+        self.jobs.clear()

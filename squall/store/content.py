@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from squall.errors import NotFound
+from squall.store.db import tx_cache
 from squall.store.ids import new_id
 from squall.store.tables import actions, packs, policies
 
@@ -32,6 +33,7 @@ def register_pack(
 ) -> dict[str, int]:
     """Replace what is stored for pack ``ref`` with what was loaded. Ids of
     actions that still exist are kept, so references to them stay valid."""
+    tx_cache(conn).clear()
     now = time.time()
     old = conn.execute(sa.select(packs.c.id).where(packs.c.ref == ref)).first()
     pack_row = {
@@ -63,6 +65,7 @@ def register_pack(
 
 
 def unregister_pack(conn: Connection, ref: str) -> None:
+    tx_cache(conn).clear()
     conn.execute(actions.delete().where(actions.c.pack == ref))
     conn.execute(policies.delete().where(policies.c.pack == ref))
     if not conn.execute(packs.delete().where(packs.c.ref == ref)).rowcount:
@@ -82,18 +85,29 @@ def get_pack(conn: Connection, ref_or_id: str) -> dict[str, Any]:
     return dict(r._mapping)
 
 
+_PACK_CONFIG = sa.select(packs.c.config).where(packs.c.ref == sa.bindparam("b_ref"))
+_ACTION = sa.select(actions.c.meta).where(
+    sa.or_(actions.c.ref == sa.bindparam("b_ref"), actions.c.id == sa.bindparam("b_ref"))
+)
+_POLICIES = sa.select(policies.c.meta).where(
+    policies.c.resource_ref == sa.bindparam("b_ref"), policies.c.enabled.is_(True)
+)
+
+
 def pack_config(conn: Connection, ref: str) -> dict[str, Any]:
-    r = conn.execute(sa.select(packs.c.config).where(packs.c.ref == ref)).first()
+    r = conn.execute(_PACK_CONFIG, {"b_ref": ref}).first()
     return dict(r.config or {}) if r else {}
 
 
 def get_action(conn: Connection, ref_or_id: str) -> dict[str, Any]:
-    r = conn.execute(
-        sa.select(actions.c.meta).where(sa.or_(actions.c.ref == ref_or_id, actions.c.id == ref_or_id))
-    ).first()
-    if r is None:
-        raise NotFound(f"no action {ref_or_id!r}: check the name, or register its pack")
-    return dict(r.meta)
+    cache = tx_cache(conn)
+    key = ("action", ref_or_id)
+    if key not in cache:
+        r = conn.execute(_ACTION, {"b_ref": ref_or_id}).first()
+        if r is None:
+            raise NotFound(f"no action {ref_or_id!r}: check the name, or register its pack")
+        cache[key] = r.meta
+    return dict(cache[key])
 
 
 def list_actions(
@@ -113,12 +127,11 @@ def list_actions(
 
 
 def policies_for(conn: Connection, action_ref: str) -> list[dict[str, Any]]:
-    rows = conn.execute(
-        sa.select(policies.c.meta).where(
-            policies.c.resource_ref == action_ref, policies.c.enabled.is_(True)
-        )
-    ).all()
-    return [dict(r.meta) for r in rows]
+    cache = tx_cache(conn)
+    key = ("policies", action_ref)
+    if key not in cache:
+        cache[key] = [r.meta for r in conn.execute(_POLICIES, {"b_ref": action_ref}).all()]
+    return [dict(m) for m in cache[key]]
 
 
 def all_policies(conn: Connection) -> dict[str, list[dict[str, Any]]]:

@@ -19,6 +19,7 @@ loop only once the transaction has committed, never for rolled-back work.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import queue
 import threading
@@ -47,6 +48,18 @@ _MAX_GROUP = 256
 def after_commit(conn: Connection, kind: str, payload: Any) -> None:
     """Deliver ``(kind, payload)`` to the effect handler once ``conn`` commits."""
     conn.info.setdefault("squall_effects", []).append((kind, payload))
+
+
+def tx_cache(conn: Connection) -> dict[Any, Any]:
+    """A dict that lives as long as the current transaction: for reads that
+    many jobs of one group commit repeat (the same action, its policies)."""
+    cache: dict[Any, Any] = conn.info.setdefault("squall_tx_cache", {})
+    return cache
+
+
+def _new_transaction(conn: Connection) -> None:
+    conn.info.pop("squall_effects", None)
+    conn.info.pop("squall_tx_cache", None)
 
 
 def _take_effects(conn: Connection) -> list[Effect]:
@@ -126,14 +139,25 @@ class Database:
         if self._writers is not None:
             return await loop.run_in_executor(self._writers, self._write_one, fn, args)
         fut: asyncio.Future[T] = loop.create_future()
-        self._write_queue.put((fn, args, fut, loop))
+        self._write_queue.put((fn, args, _settle_on_loop(loop, fut)))
         return await fut
 
     def read_sync(self, fn: Callable[..., T], *args: Any) -> T:
         return self._read_sync(fn, args)
 
     def write_sync(self, fn: Callable[..., T], *args: Any) -> T:
-        """For start-up and command-line tools, before any loop runs."""
+        """For start-up, tools and tests: blocks the calling thread."""
+        if self._writer_thread is not None:
+            done: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+            def settle(result: Any, exc: BaseException | None) -> None:
+                if exc is not None:
+                    done.set_exception(exc)
+                else:
+                    done.set_result(result)
+
+            self._write_queue.put((fn, args, settle))
+            return done.result()
         with self.write_engine.connect() as conn:
             try:
                 with conn.begin():
@@ -146,13 +170,14 @@ class Database:
     def _read_sync(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
         try:
             with self.engine.connect() as conn, conn.begin():
+                _new_transaction(conn)
                 return fn(conn, *args)
         except sa.exc.SQLAlchemyError as exc:
             raise translate(exc) from exc
 
     def _write_one(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
         with self.write_engine.connect() as conn:
-            conn.info.pop("squall_effects", None)
+            _new_transaction(conn)
             try:
                 with conn.begin():
                     result = fn(conn, *args)
@@ -193,8 +218,8 @@ class Database:
             except Exception as exc:  # the connection itself failed: fail the batch
                 log.exception("database writer failed")
                 err = translate(exc) if isinstance(exc, sa.exc.SQLAlchemyError) else exc
-                for _fn, _args, fut, loop in batch:
-                    _resolve(loop, fut, None, err)
+                for _fn, _args, settle in batch:
+                    settle(None, err)
                 if conn is not None:
                     conn.invalidate()
                     conn.close()
@@ -203,28 +228,27 @@ class Database:
             conn.close()
 
     def _run_group(self, conn: Connection, batch: list[Any]) -> None:
-        conn.info.pop("squall_effects", None)
+        _new_transaction(conn)
         results: list[Any] = []
         tx = conn.begin()
         try:
-            for fn, args, _fut, _loop in batch:
+            for fn, args, _settle in batch:
                 results.append(fn(conn, *args))
             tx.commit()
         except Exception as exc:
             tx.rollback()
-            conn.info.pop("squall_effects", None)
+            _new_transaction(conn)
             if len(batch) == 1:
-                fn, args, fut, loop = batch[0]
                 err = translate(exc) if isinstance(exc, sa.exc.SQLAlchemyError) else exc
-                _resolve(loop, fut, None, err)
+                batch[0][2](None, err)
                 return
             # One job failed: run each alone so the others still commit.
             for job in batch:
                 self._run_group(conn, [job])
             return
         self._deliver(_take_effects(conn))
-        for (_fn, _args, fut, loop), result in zip(batch, results, strict=True):
-            _resolve(loop, fut, result, None)
+        for (_fn, _args, settle), result in zip(batch, results, strict=True):
+            settle(result, None)
 
     def close(self) -> None:
         if self._writer_thread is not None:
@@ -238,10 +262,12 @@ class Database:
             self.write_engine.dispose()
 
 
-def _resolve(
-    loop: asyncio.AbstractEventLoop, fut: asyncio.Future[Any], result: Any, exc: BaseException | None
-) -> None:
-    def settle() -> None:
+def _settle_on_loop(
+    loop: asyncio.AbstractEventLoop, fut: asyncio.Future[Any]
+) -> Callable[[Any, BaseException | None], None]:
+    """A callback for the writer thread that completes ``fut`` on its loop."""
+
+    def on_loop(result: Any, exc: BaseException | None) -> None:
         if fut.done():
             return
         if exc is not None:
@@ -249,8 +275,11 @@ def _resolve(
         else:
             fut.set_result(result)
 
-    if not loop.is_closed():
-        loop.call_soon_threadsafe(settle)
+    def settle(result: Any, exc: BaseException | None) -> None:
+        if not loop.is_closed():
+            loop.call_soon_threadsafe(on_loop, result, exc)
+
+    return settle
 
 
 def _sqlite_setup(engine: Engine, *, immediate: bool) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from squall.core.executions import Status, check_transition
+from squall.core.executions import Status, check_transition, is_final
 from squall.errors import InvalidInput, NotFound
 from squall.store import queue
 from squall.store.db import after_commit
@@ -27,6 +27,22 @@ def _row(r: Any) -> dict[str, Any]:
     return dict(r._mapping)
 
 
+# Hot statements are built once with bound parameters: building a statement
+# with literal values costs more than running it.
+_INSERT = executions.insert()
+_BY_ID = sa.select(executions).where(executions.c.id == sa.bindparam("b_id"))
+_SET_STATUS = (
+    executions.update()
+    .where(executions.c.id == sa.bindparam("b_id"))
+    .values(
+        status=sa.bindparam("b_status"), log=sa.bindparam("b_log", type_=executions.c.log.type),
+        result=sa.bindparam("b_result", type_=executions.c.result.type),
+        end_timestamp=sa.bindparam("b_end"),
+        context=sa.bindparam("b_context", type_=executions.c.context.type),
+    )
+)
+
+
 def create(
     conn: Connection,
     *,
@@ -36,32 +52,42 @@ def create(
     user: str | None,
     parent_id: str | None = None,
     delay: float = 0.0,
+    schedule: bool = True,
 ) -> dict[str, Any]:
+    """Record a requested execution and queue it for the scheduler.
+
+    With ``schedule=False`` (no policy can hold it back) it is recorded as
+    requested and scheduled at once, and queued straight for a runner.
+    """
     now = time.time()
+    log = [{"status": Status.REQUESTED.value, "timestamp": now}]
+    direct = not schedule and not delay
+    if direct:
+        log.append({"status": Status.SCHEDULED.value, "timestamp": now})
     row = {
         "id": new_id(),
         "action_ref": action["ref"],
         "runner_type": action["runner_type"],
-        "status": Status.REQUESTED.value,
+        "status": (Status.SCHEDULED if direct else Status.REQUESTED).value,
         "action": action,
         "parameters": parameters,
         "result": None,
         "context": context,
-        "log": [{"status": Status.REQUESTED.value, "timestamp": now}],
+        "log": log,
         "parent_id": parent_id,
         "user": user,
         "start_timestamp": now,
         "end_timestamp": None,
         "output_bytes": 0,
     }
-    conn.execute(executions.insert().values(**row))
-    queue.enqueue(conn, SCHEDULE, row["id"], delay=delay)
+    conn.execute(_INSERT, row)
+    queue.enqueue(conn, RUN if direct else SCHEDULE, row["id"], delay=delay)
     after_commit(conn, "event", ("st2.execution__create", row))
     return row
 
 
 def get(conn: Connection, execution_id: str) -> dict[str, Any]:
-    r = conn.execute(sa.select(executions).where(executions.c.id == execution_id)).first()
+    r = conn.execute(_BY_ID, {"b_id": execution_id}).first()
     if r is None:
         raise NotFound(f"no execution with id {execution_id!r}")
     return _row(r)
@@ -75,33 +101,63 @@ def get_many(conn: Connection, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
     return {r.id: _row(r) for r in rows}
 
 
+UNSET: Any = object()  # "leave the result as it is"
+
+
+def _transition(
+    row: dict[str, Any], status: Status, result: Any, extra_context: dict[str, Any] | None,
+    now: float,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    check_transition(row["status"], status)
+    new = {
+        **row,
+        "status": status.value,
+        "log": [*row["log"], {"status": status.value, "timestamp": now}],
+    }
+    if result is not UNSET:
+        new["result"] = result
+    if is_final(status):
+        new["end_timestamp"] = now
+    if extra_context:
+        new["context"] = {**row["context"], **extra_context}
+    params = {
+        "b_id": row["id"], "b_status": new["status"], "b_log": new["log"],
+        "b_result": new["result"], "b_end": new["end_timestamp"], "b_context": new["context"],
+    }
+    return new, params
+
+
 def set_status(
     conn: Connection,
     row: dict[str, Any],
     status: Status,
     *,
-    result: Any = None,
+    result: Any = UNSET,
     set_result: bool = False,
     extra_context: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Move ``row`` (as last read in this transaction) to ``status`` and publish it."""
-    check_transition(row["status"], status)
+    if not set_result:
+        result = UNSET
+    return set_status_many(conn, [(row, status, result, extra_context)])[0]
+
+
+def set_status_many(
+    conn: Connection,
+    changes: list[tuple[dict[str, Any], Status, Any, dict[str, Any] | None]],
+) -> list[dict[str, Any]]:
+    """Several ``(row, status, result or UNSET, extra_context)`` changes in one
+    statement; each is checked against the lifecycle and published."""
+    if not changes:
+        return []
     now = time.time()
-    values: dict[str, Any] = {
-        "status": status.value,
-        "log": [*row["log"], {"status": status.value, "timestamp": now}],
-    }
-    if set_result:
-        values["result"] = result
-    if status in (Status.SUCCEEDED, Status.FAILED, Status.TIMEOUT, Status.CANCELED,
-                  Status.ABANDONED):
-        values["end_timestamp"] = now
-    if extra_context:
-        values["context"] = {**row["context"], **extra_context}
-    conn.execute(executions.update().where(executions.c.id == row["id"]).values(**values))
-    new = {**row, **values}
-    after_commit(conn, "event", ("st2.execution__update", new))
-    return new
+    done = [_transition(row, status, result, extra, now) for row, status, result, extra in changes]
+    conn.execute(_SET_STATUS, [params for _new, params in done])
+    for new, _params in done:
+        after_commit(conn, "event", ("st2.execution__update", new))
+    return [new for new, _params in done]
+
+
 
 
 _SORTABLE = {"start_timestamp", "end_timestamp", "status", "action_ref", "id"}
@@ -170,25 +226,38 @@ def count_active(conn: Connection, action_ref: str, statuses: Iterable[str]) -> 
 # -- output -------------------------------------------------------------------
 
 
+_INSERT_OUTPUT = execution_output.insert()
+_ADD_OUTPUT_BYTES = (
+    executions.update()
+    .where(executions.c.id == sa.bindparam("b_id"))
+    .values(output_bytes=executions.c.output_bytes + sa.bindparam("b_bytes"))
+)
+
+Chunk = tuple[str, str, float]  # (stream, text, timestamp)
+
+
 def append_output(
-    conn: Connection, execution_id: str, chunks: list[tuple[str, str, float]], added_bytes: int
+    conn: Connection, execution_id: str, chunks: list[Chunk], added_bytes: int
 ) -> None:
-    """Store output chunks ``(stream, data, timestamp)`` and publish them."""
-    if not chunks:
+    """Store output chunks of one execution and publish them."""
+    append_output_many(conn, [(execution_id, chunks, added_bytes)])
+
+
+def append_output_many(conn: Connection, batches: list[tuple[str, list[Chunk], int]]) -> None:
+    """Store ``(execution_id, chunks, bytes)`` batches and publish every chunk."""
+    batches = [b for b in batches if b[1]]
+    if not batches:
         return
-    conn.execute(
-        execution_output.insert(),
-        [{"execution_id": execution_id, "stream": s, "data": d, "timestamp": t}
-         for s, d, t in chunks],
-    )
-    conn.execute(
-        executions.update().where(executions.c.id == execution_id)
-        .values(output_bytes=executions.c.output_bytes + added_bytes)
-    )
-    for s, d, t in chunks:
-        after_commit(conn, "event", ("st2.execution.output__create",
-                                     {"execution_id": execution_id, "output_type": s, "data": d,
-                                      "timestamp": t}))
+    conn.execute(_INSERT_OUTPUT, [
+        {"execution_id": eid, "stream": s, "data": d, "timestamp": t}
+        for eid, chunks, _n in batches for s, d, t in chunks
+    ])
+    conn.execute(_ADD_OUTPUT_BYTES, [{"b_id": eid, "b_bytes": n} for eid, _c, n in batches])
+    for eid, chunks, _n in batches:
+        for s, d, t in chunks:
+            after_commit(conn, "event", ("st2.execution.output__create",
+                                         {"execution_id": eid, "output_type": s, "data": d,
+                                          "timestamp": t}))
 
 
 def output(

@@ -30,16 +30,45 @@ class WorkItem:
     attempts: int
 
 
+_INSERT = work.insert()
+_DELETE = work.delete().where(work.c.id == sa.bindparam("b_id"))
+
+
+def _claim_statement(postgres: bool) -> Any:
+    ready = (
+        sa.select(work.c.id)
+        .where(
+            work.c.topic == sa.bindparam("b_topic"),
+            work.c.available_at <= sa.bindparam("b_now"),
+            sa.or_(work.c.lease_expires.is_(None), work.c.lease_expires < sa.bindparam("b_now")),
+        )
+        .order_by(work.c.id)
+        .limit(sa.bindparam("b_limit"))
+    )
+    if postgres:
+        ready = ready.with_for_update(skip_locked=True)
+    return (
+        work.update()
+        .where(work.c.id.in_(ready.scalar_subquery()))
+        .values(
+            lease_owner=sa.bindparam("b_owner"), lease_expires=sa.bindparam("b_expires"),
+            attempts=work.c.attempts + 1,
+        )
+        .returning(work.c.id, work.c.topic, work.c.ref, work.c.payload, work.c.attempts)
+    )
+
+
+_CLAIM = {False: _claim_statement(False), True: _claim_statement(True)}
+
+
 def enqueue(
     conn: Connection, topic: str, ref: str, payload: Any = None, *, delay: float = 0.0
 ) -> None:
     now = time.time()
-    conn.execute(
-        work.insert().values(
-            topic=topic, ref=ref, payload=payload, available_at=now + delay,
-            attempts=0, created_at=now,
-        )
-    )
+    conn.execute(_INSERT, {
+        "topic": topic, "ref": ref, "payload": payload, "available_at": now + delay,
+        "lease_owner": None, "lease_expires": None, "attempts": 0, "created_at": now,
+    })
     after_commit(conn, "wake", topic)
 
 
@@ -47,29 +76,20 @@ def claim(
     conn: Connection, topic: str, owner: str, *, limit: int, lease_seconds: float
 ) -> list[WorkItem]:
     now = time.time()
-    ready = (
-        sa.select(work.c.id)
-        .where(
-            work.c.topic == topic,
-            work.c.available_at <= now,
-            sa.or_(work.c.lease_expires.is_(None), work.c.lease_expires < now),
-        )
-        .order_by(work.c.id)
-        .limit(limit)
-    )
-    if conn.dialect.name == "postgresql":
-        ready = ready.with_for_update(skip_locked=True)
-    rows = conn.execute(
-        work.update()
-        .where(work.c.id.in_(ready.scalar_subquery()))
-        .values(lease_owner=owner, lease_expires=now + lease_seconds, attempts=work.c.attempts + 1)
-        .returning(work.c.id, work.c.topic, work.c.ref, work.c.payload, work.c.attempts)
-    ).all()
+    rows = conn.execute(_CLAIM[conn.dialect.name == "postgresql"], {
+        "b_topic": topic, "b_now": now, "b_limit": limit, "b_owner": owner,
+        "b_expires": now + lease_seconds,
+    }).all()
     return sorted((WorkItem(*r) for r in rows), key=lambda w: w.id)
 
 
 def ack(conn: Connection, item_id: int) -> None:
-    conn.execute(work.delete().where(work.c.id == item_id))
+    conn.execute(_DELETE, {"b_id": item_id})
+
+
+def ack_many(conn: Connection, item_ids: list[int]) -> None:
+    if item_ids:
+        conn.execute(_DELETE, [{"b_id": i} for i in item_ids])
 
 
 def ack_ref(conn: Connection, topic: str, ref: str) -> None:

@@ -6,6 +6,7 @@ import json
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -27,10 +28,12 @@ def execution_id(result: subprocess.CompletedProcess[str]) -> str:
     return str(json.loads(result.stdout)["id"])
 
 
-def wait_status(squall: Squall, eid: str, wanted: set[str], timeout: float = 30.0) -> dict:
+def wait_status(
+    squall: Squall, eid: str, wanted: set[str], timeout: float = 30.0
+) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
-        found = json.loads(ok(squall("execution", "get", eid, "--json")).stdout)
+        found: dict[str, Any] = json.loads(ok(squall("execution", "get", eid, "--json")).stdout)
         if found["status"] in wanted or time.monotonic() > deadline:
             return found
         time.sleep(0.1)
