@@ -105,12 +105,16 @@ class Settings:
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:
         env = dict(os.environ if env is None else env)
-        data_dir = Path(overrides.pop("data_dir", None) or env.get("SQUALL_DATA_DIR") or default_data_dir())
+        data_dir = Path(
+            overrides.pop("data_dir", None) or env.get("SQUALL_DATA_DIR") or default_data_dir()
+        )
         data_dir = data_dir.expanduser().resolve()
         url = overrides.pop("database_url", None) or env.get("SQUALL_DATABASE_URL") or ""
         if not url:
             url = f"sqlite:///{data_dir / 'squall.db'}"
-        packs = [Path(p).expanduser().resolve() for p in env.get("SQUALL_PACKS_PATH", "").split(":") if p]
+        packs = [
+            Path(p).expanduser().resolve() for p in env.get("SQUALL_PACKS_PATH", "").split(":") if p
+        ]
         packs += [Path(p).expanduser().resolve() for p in overrides.pop("packs_dirs", None) or ()]
         settings = cls(
             data_dir=data_dir,

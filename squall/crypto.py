@@ -39,7 +39,10 @@ class KeyRing:
     def _save(self, active: str, keys: dict[str, bytes]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
-        body = {"active": active, "keys": {k: base64.b64encode(v).decode() for k, v in keys.items()}}
+        body = {
+            "active": active,
+            "keys": {k: base64.b64encode(v).decode() for k, v in keys.items()},
+        }
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
             json.dump(body, fh)

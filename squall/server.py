@@ -86,7 +86,9 @@ def ensure_admin(db: Database, settings: Settings) -> dict[str, str] | None:
 
     def create(conn: Any) -> str:
         auth.create_user(conn, "admin", password, is_admin=True)
-        key, _ = auth.create_api_key(conn, "admin", key=key_wanted, metadata={"created_by": "first start"})
+        key, _ = auth.create_api_key(
+            conn, "admin", key=key_wanted, metadata={"created_by": "first start"}
+        )
         return key
 
     key = db.write_sync(create)
@@ -169,9 +171,13 @@ def serve(settings: Settings, *, announce: Any = print) -> None:
         )
     app = create_app(settings)
     config = uvicorn.Config(
-        app, host=settings.host, port=settings.port, log_level="warning",
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
         loop="uvloop" if _has("uvloop") else "asyncio",
-        http="httptools" if _has("httptools") else "h11", access_log=False,
+        http="httptools" if _has("httptools") else "h11",
+        access_log=False,
         timeout_graceful_shutdown=5,
     )
     announce(f"Squall is starting on {settings.api_url} (data in {settings.data_dir})")

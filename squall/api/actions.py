@@ -29,24 +29,40 @@ def action_view(meta: dict[str, Any]) -> dict[str, Any]:
 
 @router.get("")
 async def list_actions(
-    request: Request, pack: str | None = None, name: str | None = None,
-    limit: int = 100, offset: int = Query(0, ge=0), include_attributes: str | None = None,
+    request: Request,
+    pack: str | None = None,
+    name: str | None = None,
+    limit: int = 100,
+    offset: int = Query(0, ge=0),
+    include_attributes: str | None = None,
     exclude_attributes: str | None = None,
 ) -> JSON:
     limit = check_limit(limit, maximum=10000)
     rows, total = await system(request).db.read(
         lambda conn: content.list_actions(conn, pack=pack, name=name, limit=limit, offset=offset)
     )
-    return paged([select_attributes(action_view(r), include_attributes, exclude_attributes) for r in rows], total, limit)
+    return paged(
+        [select_attributes(action_view(r), include_attributes, exclude_attributes) for r in rows],
+        total,
+        limit,
+    )
 
 
 @router.get("/views/overview")
 async def overview(
-    request: Request, pack: str | None = None, limit: int = 100,
+    request: Request,
+    pack: str | None = None,
+    limit: int = 100,
     offset: int = Query(0, ge=0),
 ) -> JSON:
-    return await list_actions(request, pack=pack, limit=limit, offset=offset,
-                              include_attributes=None, exclude_attributes=None)
+    return await list_actions(
+        request,
+        pack=pack,
+        limit=limit,
+        offset=offset,
+        include_attributes=None,
+        exclude_attributes=None,
+    )
 
 
 @router.get("/views/overview/{ref_or_id}")

@@ -77,9 +77,16 @@ async def _too_large(send: Send, limit: int) -> None:
     body = JSONResponse(
         {"faultstring": f"request body is larger than the limit of {limit} bytes"}, 413
     ).body
-    await send({"type": "http.response.start", "status": 413,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -105,8 +112,12 @@ def create_app(settings: Settings, *, start_services: bool = True) -> FastAPI:
             await stop_system(system)
 
     app = FastAPI(
-        title="Squall", version=__version__, lifespan=lifespan,
-        openapi_url="/api/v1/openapi.json", docs_url="/api/v1/docs", redoc_url=None,
+        title="Squall",
+        version=__version__,
+        lifespan=lifespan,
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/v1/docs",
+        redoc_url=None,
     )
 
     @app.exception_handler(SquallError)

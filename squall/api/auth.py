@@ -28,9 +28,7 @@ def _basic(request: Request) -> tuple[str, str]:
 
 
 @router.post("/auth/v1/tokens", status_code=201)
-async def create_token(
-    request: Request
-) -> JSON:
+async def create_token(request: Request) -> JSON:
     body = await json_body(request)
     sys = system(request)
     user, password = _basic(request)
@@ -40,24 +38,39 @@ async def create_token(
 
     def sign_in(conn: Any) -> dict[str, Any] | None:
         row = auth.get_user(conn, user)
-        if row is None or not row["enabled"] or not auth.verify_password(password, row["password_hash"]):
+        if (
+            row is None
+            or not row["enabled"]
+            or not auth.verify_password(password, row["password_hash"])
+        ):
             return None
         return auth.create_token(conn, user, ttl)
 
     token = await sys.db.write(sign_in)
     if token is None:
         raise Unauthorized("invalid user name or password")
-    return JSON({
-        "id": token["id"], "user": user, "token": token["token"],
-        "expiry": iso(token["expiry"]), "metadata": token["metadata"],
-    }, status_code=201)
+    return JSON(
+        {
+            "id": token["id"],
+            "user": user,
+            "token": token["token"],
+            "expiry": iso(token["expiry"]),
+            "metadata": token["metadata"],
+        },
+        status_code=201,
+    )
 
 
 def apikey_view(row: dict[str, Any], key: str | None = None) -> dict[str, Any]:
     view = {
-        "id": row["id"], "uid": f"api_key:{row['key_hash']}", "user": row["user"],
-        "key_hash": row["key_hash"], "metadata": row["metadata"], "enabled": row["enabled"],
-        "created_at": iso(row["created_at"]), "expires_at": iso(row["expires_at"]),
+        "id": row["id"],
+        "uid": f"api_key:{row['key_hash']}",
+        "user": row["user"],
+        "key_hash": row["key_hash"],
+        "metadata": row["metadata"],
+        "enabled": row["enabled"],
+        "created_at": iso(row["created_at"]),
+        "expires_at": iso(row["expires_at"]),
     }
     if key:
         view["key"] = key
@@ -70,9 +83,7 @@ async def list_apikeys(request: Request) -> JSON:
 
 
 @router.post("/api/v1/apikeys", status_code=201)
-async def create_apikey(
-    request: Request
-) -> JSON:
+async def create_apikey(request: Request) -> JSON:
     body = await json_body(request)
     caller = requester(request)
     user = body.get("user") or caller
@@ -95,10 +106,9 @@ async def get_apikey(request: Request, key_id: str) -> JSON:
 
 
 @router.put("/api/v1/apikeys/{key_id}")
-async def update_apikey(
-    request: Request, key_id: str
-) -> JSON:
+async def update_apikey(request: Request, key_id: str) -> JSON:
     body = await json_body(request)
+
     def update(conn: Any) -> dict[str, Any]:
         row = auth.get_api_key(conn, key_id)
         if "enabled" in body:

@@ -76,14 +76,20 @@ async def authenticate(scope: Scope) -> str:
     db = scope["app"].state.system.db
 
     def lookup(conn: Any) -> str | None:
-        user = auth.user_for_api_key(conn, secret) if kind == "key" else auth.user_for_token(conn, secret)
+        user = (
+            auth.user_for_api_key(conn, secret)
+            if kind == "key"
+            else auth.user_for_token(conn, secret)
+        )
         if user and not auth.user_is_active(conn, user):
             return None
         return user
 
     user = await db.read(lookup)
     if user is None:
-        raise Unauthorized(f"the {'API key' if kind == 'key' else 'token'} is invalid, expired or revoked")
+        raise Unauthorized(
+            f"the {'API key' if kind == 'key' else 'token'} is invalid, expired or revoked"
+        )
     if len(_auth_cache) > 10_000:
         _auth_cache.clear()
     _auth_cache[cache_key] = (user, now + _AUTH_CACHE_SECONDS)
@@ -91,8 +97,9 @@ async def authenticate(scope: Scope) -> str:
 
 
 # Paths anyone may call: the health check, signing in, and the API's schema.
-PUBLIC_PATHS = frozenset({"/health", "/auth/v1/tokens", "/api/v1", "/api/v1/openapi.json",
-                          "/api/v1/docs", "/"})
+PUBLIC_PATHS = frozenset(
+    {"/health", "/auth/v1/tokens", "/api/v1", "/api/v1/openapi.json", "/api/v1/docs", "/"}
+)
 
 
 class Authenticate:

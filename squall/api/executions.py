@@ -30,8 +30,11 @@ router = APIRouter(prefix="/api/v1/executions", tags=["executions"])
 
 def execution_view(row: dict[str, Any], children: list[str] | None = None) -> dict[str, Any]:
     """An execution as StackStorm's API shows it (ActionExecutionAPI)."""
-    action = {k: v for k, v in row["action"].items()
-              if k not in ("entry_point_path", "pack_path", "python", "metadata_file")}
+    action = {
+        k: v
+        for k, v in row["action"].items()
+        if k not in ("entry_point_path", "pack_path", "python", "metadata_file")
+    }
     try:
         schema = svc.parameter_schema(row["action"])
         runner = runner_view(get_runner(row["runner_type"]).meta)
@@ -47,8 +50,12 @@ def execution_view(row: dict[str, Any], children: list[str] | None = None) -> di
         "action": action,
         "runner": runner,
         "liveaction": {
-            "id": row["id"], "action": row["action_ref"], "parameters": parameters,
-            "status": row["status"], "callback": {}, "runner_info": {},
+            "id": row["id"],
+            "action": row["action_ref"],
+            "parameters": parameters,
+            "status": row["status"],
+            "callback": {},
+            "runner_info": {},
         },
         "status": row["status"],
         "start_timestamp": iso(start),
@@ -69,9 +76,7 @@ def execution_view(row: dict[str, Any], children: list[str] | None = None) -> di
 
 
 @router.post("", status_code=201)
-async def create_execution(
-    request: Request
-) -> JSON:
+async def create_execution(request: Request) -> JSON:
     body = await json_body(request)
     user = requester(request)
     ref = body.get("action")
@@ -85,8 +90,13 @@ async def create_execution(
     context = body.get("context") if isinstance(body.get("context"), dict) else None
     row = await sys.db.write(
         lambda conn: svc.request(
-            conn, action_ref=ref, parameters=params, user=user, keyring=sys.keyring,
-            context=context, delay=delay_ms / 1000.0,
+            conn,
+            action_ref=ref,
+            parameters=params,
+            user=user,
+            keyring=sys.keyring,
+            context=context,
+            delay=delay_ms / 1000.0,
         )
     )
     return JSON(execution_view(row), status_code=201)
@@ -113,13 +123,27 @@ async def list_executions(
     limit = check_limit(limit)
     rows, total = await system(request).db.read(
         lambda conn: exe_store.list_(
-            conn, action=action, status=status, parent=parent, user=user, runner=runner,
+            conn,
+            action=action,
+            status=status,
+            parent=parent,
+            user=user,
+            runner=runner,
             since=parse_time(timestamp_gt, "timestamp_gt"),
             until=parse_time(timestamp_lt, "timestamp_lt"),
-            limit=limit, offset=offset, sort_desc=sort_desc and not sort_asc,
+            limit=limit,
+            offset=offset,
+            sort_desc=sort_desc and not sort_asc,
         )
     )
-    return paged([select_attributes(execution_view(r), include_attributes, exclude_attributes) for r in rows], total, limit)
+    return paged(
+        [
+            select_attributes(execution_view(r), include_attributes, exclude_attributes)
+            for r in rows
+        ],
+        total,
+        limit,
+    )
 
 
 async def _get(request: Request, execution_id: str) -> tuple[dict[str, Any], list[str]]:
@@ -131,17 +155,19 @@ async def _get(request: Request, execution_id: str) -> tuple[dict[str, Any], lis
 
 @router.get("/{execution_id}")
 async def get_execution(
-    request: Request, execution_id: str, include_attributes: str | None = None,
+    request: Request,
+    execution_id: str,
+    include_attributes: str | None = None,
     exclude_attributes: str | None = None,
 ) -> JSON:
     row, kids = await _get(request, execution_id)
-    return JSON(select_attributes(execution_view(row, kids), include_attributes, exclude_attributes))
+    return JSON(
+        select_attributes(execution_view(row, kids), include_attributes, exclude_attributes)
+    )
 
 
 @router.get("/{execution_id}/children")
-async def get_children(
-    request: Request, execution_id: str
-) -> JSON:
+async def get_children(request: Request, execution_id: str) -> JSON:
     def read(conn: Any) -> list[dict[str, Any]]:
         ids = exe_store.children(conn, execution_id)
         found = exe_store.get_many(conn, ids)
@@ -152,7 +178,9 @@ async def get_children(
 
 @router.get("/{execution_id}/output", response_class=PlainTextResponse)
 async def get_output(
-    request: Request, execution_id: str, output_type: str | None = None,
+    request: Request,
+    execution_id: str,
+    output_type: str | None = None,
 ) -> JSON:
     def read(conn: Any) -> list[dict[str, Any]]:
         exe_store.get(conn, execution_id)  # 404 for an unknown id
@@ -163,18 +191,14 @@ async def get_output(
 
 
 @router.delete("/{execution_id}")
-async def cancel_execution(
-    request: Request, execution_id: str
-) -> JSON:
+async def cancel_execution(request: Request, execution_id: str) -> JSON:
     user = requester(request)
     row = await system(request).db.write(lambda conn: svc.cancel(conn, execution_id, user))
     return JSON(execution_view(row))
 
 
 @router.post("/{execution_id}/re_run", status_code=201)
-async def rerun_execution(
-    request: Request, execution_id: str
-) -> JSON:
+async def rerun_execution(request: Request, execution_id: str) -> JSON:
     body = await json_body(request)
     user = requester(request)
     params = body.get("parameters") or {}
@@ -184,6 +208,8 @@ async def rerun_execution(
         raise InvalidInput("re-running from chosen tasks applies to workflows only")
     sys = system(request)
     row = await sys.db.write(
-        lambda conn: svc.rerun(conn, execution_id, parameters=params, user=user, keyring=sys.keyring)
+        lambda conn: svc.rerun(
+            conn, execution_id, parameters=params, user=user, keyring=sys.keyring
+        )
     )
     return JSON(execution_view(row), status_code=201)

@@ -35,25 +35,35 @@ def key_view(row: dict[str, Any], *, decrypt: bool, decrypter: Any) -> dict[str,
 
 @router.get("")
 async def list_keys(
-    request: Request, scope: str | None = None, prefix: str | None = None,
-    decrypt: bool = False, user: str | None = None, limit: int = 100,
-    offset: int = Query(0, ge=0)
+    request: Request,
+    scope: str | None = None,
+    prefix: str | None = None,
+    decrypt: bool = False,
+    user: str | None = None,
+    limit: int = 100,
+    offset: int = Query(0, ge=0),
 ) -> JSON:
     caller = requester(request)
     sys = system(request)
     scope_name = None if scope in (None, "all", "st2kv.all") else kv.normalize_scope(scope)
     limit = check_limit(limit, maximum=10000)
     rows, total = await sys.db.read(
-        lambda conn: kv.list_(conn, scope=scope_name, user=user or caller, prefix=prefix,
-                              limit=limit, offset=offset)
+        lambda conn: kv.list_(
+            conn, scope=scope_name, user=user or caller, prefix=prefix, limit=limit, offset=offset
+        )
     )
-    return paged([key_view(r, decrypt=decrypt, decrypter=sys.keyring.decrypt) for r in rows], total, limit)
+    return paged(
+        [key_view(r, decrypt=decrypt, decrypter=sys.keyring.decrypt) for r in rows], total, limit
+    )
 
 
 @router.get("/{name:path}")
 async def get_key(
-    request: Request, name: str, scope: str | None = None, decrypt: bool = False,
-    user: str | None = None
+    request: Request,
+    name: str,
+    scope: str | None = None,
+    decrypt: bool = False,
+    user: str | None = None,
 ) -> JSON:
     caller = requester(request)
     sys = system(request)
@@ -63,9 +73,7 @@ async def get_key(
 
 
 @router.put("/{name:path}")
-async def set_key(
-    request: Request, name: str
-) -> JSON:
+async def set_key(request: Request, name: str) -> JSON:
     body = await json_body(request)
     caller = requester(request)
     sys = system(request)
@@ -80,20 +88,35 @@ async def set_key(
         raise InvalidInput("'ttl' must be a positive number of seconds")
     secret = bool(body.get("secret"))
     if body.get("encrypted"):
-        raise InvalidInput("storing pre-encrypted values is not supported; send the plain value with secret=true")
+        raise InvalidInput(
+            "storing pre-encrypted values is not supported; send the plain value with secret=true"
+        )
     user = body.get("user") or caller
     row = await sys.db.write(
-        lambda conn: kv.set_value(conn, scope=s, user=user, name=name, value=value, secret=secret,
-                                  ttl=ttl, encrypt=sys.keyring.encrypt)
+        lambda conn: kv.set_value(
+            conn,
+            scope=s,
+            user=user,
+            name=name,
+            value=value,
+            secret=secret,
+            ttl=ttl,
+            encrypt=sys.keyring.encrypt,
+        )
     )
     return JSON(key_view(row, decrypt=False, decrypter=sys.keyring.decrypt))
 
 
 @router.delete("/{name:path}", status_code=204)
 async def delete_key(
-    request: Request, name: str, scope: str | None = None, user: str | None = None,
+    request: Request,
+    name: str,
+    scope: str | None = None,
+    user: str | None = None,
 ) -> Response:
     caller = requester(request)
     s = kv.normalize_scope(scope)
-    await system(request).db.write(lambda conn: kv.delete(conn, scope=s, user=user or caller, name=name))
+    await system(request).db.write(
+        lambda conn: kv.delete(conn, scope=s, user=user or caller, name=name)
+    )
     return Response(status_code=204)

@@ -44,9 +44,7 @@ async def get_pack(request: Request, ref_or_id: str) -> JSON:
 
 
 @router.post("/register")
-async def register(
-    request: Request
-) -> JSON:
+async def register(request: Request) -> JSON:
     body = await json_body(request)
     only = body.get("packs") or None
     if only is not None and not (isinstance(only, list) and all(isinstance(p, str) for p in only)):
@@ -57,9 +55,7 @@ async def register(
 
 
 @router.post("/install")
-async def install(
-    request: Request
-) -> JSON:
+async def install(request: Request) -> JSON:
     body = await json_body(request)
     sources = body.get("packs")
     if not (isinstance(sources, list) and sources and all(isinstance(p, str) for p in sources)):

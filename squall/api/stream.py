@@ -25,25 +25,29 @@ def _payload(name: str, payload: dict[str, Any]) -> dict[str, Any]:
     if name == "st2.execution.output__create":
         return {
             "id": f"{payload['execution_id']}:{payload['timestamp']}",
-            "execution_id": payload["execution_id"], "output_type": payload["output_type"],
-            "data": payload["data"], "timestamp": iso(payload["timestamp"]),
-            "action_ref": payload.get("action_ref"), "runner_ref": payload.get("runner_ref"),
+            "execution_id": payload["execution_id"],
+            "output_type": payload["output_type"],
+            "data": payload["data"],
+            "timestamp": iso(payload["timestamp"]),
+            "action_ref": payload.get("action_ref"),
+            "runner_ref": payload.get("runner_ref"),
         }
     if name.startswith("st2.execution__"):
         return execution_view(payload)
     return payload
 
 
-def _wanted(name: str, payload: dict[str, Any], events: set[str], ids: set[str], refs: set[str]) -> bool:
+def _wanted(
+    name: str, payload: dict[str, Any], events: set[str], ids: set[str], refs: set[str]
+) -> bool:
     if events and name not in events:
         return False
     if ids:
         eid = payload.get("execution_id") or payload.get("id")
         if eid not in ids:
             return False
-    if refs and name.startswith("st2.execution__") and payload.get("action_ref") not in refs:
-        return False
-    return True
+    is_execution = name.startswith("st2.execution__")
+    return not (refs and is_execution and payload.get("action_ref") not in refs)
 
 
 def _is_end(name: str, payload: dict[str, Any], end_event: str | None, end_id: str | None) -> bool:
@@ -56,8 +60,11 @@ def _is_end(name: str, payload: dict[str, Any], end_event: str | None, end_id: s
 
 @router.get("/stream/v1/stream")
 async def stream(
-    request: Request, events: str | None = None, action_refs: str | None = None,
-    execution_ids: str | None = None, end_event: str | None = None,
+    request: Request,
+    events: str | None = None,
+    action_refs: str | None = None,
+    execution_ids: str | None = None,
+    end_event: str | None = None,
     end_execution_id: str | None = None,
 ) -> StreamingResponse:
     """Server-sent events. With ``end_event`` (and ``end_execution_id``) the
@@ -105,6 +112,7 @@ async def stream(
             sub.close()
 
     return StreamingResponse(
-        body(), media_type="text/event-stream",
+        body(),
+        media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

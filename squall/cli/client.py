@@ -202,8 +202,13 @@ class Client:
     # -- plumbing ----------------------------------------------------------------
 
     def request(
-        self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
-        body: Any = None, timeout: Any = httpx.USE_CLIENT_DEFAULT,
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: Any = None,
+        timeout: Any = httpx.USE_CLIENT_DEFAULT,
     ) -> Any:
         try:
             response = self._http.request(
@@ -262,7 +267,8 @@ class Client:
         self, *, action: str | None = None, status: str | None = None, limit: int = 50
     ) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = self.request(
-            "GET", "/api/v1/executions",
+            "GET",
+            "/api/v1/executions",
             params={"action": action, "status": status, "limit": limit},
         )
         return result
@@ -273,7 +279,8 @@ class Client:
 
     def output(self, execution_id: str, output_type: str | None = None) -> str:
         result = self.request(
-            "GET", f"/api/v1/executions/{_q(execution_id)}/output",
+            "GET",
+            f"/api/v1/executions/{_q(execution_id)}/output",
             params={"output_type": output_type},
         )
         return str(result or "")
@@ -284,7 +291,8 @@ class Client:
 
     def rerun(self, execution_id: str, parameters: dict[str, Any]) -> dict[str, Any]:
         result: dict[str, Any] = self.request(
-            "POST", f"/api/v1/executions/{_q(execution_id)}/re_run",
+            "POST",
+            f"/api/v1/executions/{_q(execution_id)}/re_run",
             body={"parameters": parameters},
         )
         return result
@@ -303,9 +311,7 @@ class Client:
 
     def action_parameters(self, ref: str) -> dict[str, Any]:
         """The action's parameters merged with its runner's."""
-        result: dict[str, Any] = self.request(
-            "GET", f"/api/v1/actions/views/parameters/{_q(ref)}"
-        )
+        result: dict[str, Any] = self.request("GET", f"/api/v1/actions/views/parameters/{_q(ref)}")
         return dict(result.get("parameters") or {})
 
     # -- packs -----------------------------------------------------------------------------
@@ -323,7 +329,9 @@ class Client:
     def install_packs(self, sources: list[str]) -> dict[str, Any]:
         # Cloning and building a virtualenv take as long as they take.
         result: dict[str, Any] = self.request(
-            "POST", "/api/v1/packs/install", body={"packs": sources},
+            "POST",
+            "/api/v1/packs/install",
+            body={"packs": sources},
             timeout=httpx.Timeout(None, connect=5.0),
         )
         return result
@@ -331,11 +339,17 @@ class Client:
     # -- datastore ---------------------------------------------------------------------------
 
     def set_key(
-        self, name: str, value: str, *, secret: bool = False, ttl: int | None = None,
+        self,
+        name: str,
+        value: str,
+        *,
+        secret: bool = False,
+        ttl: int | None = None,
         scope: str | None = None,
     ) -> dict[str, Any]:
-        body = _drop_none({"name": name, "value": value, "secret": secret, "ttl": ttl,
-                           "scope": scope})
+        body = _drop_none(
+            {"name": name, "value": value, "secret": secret, "ttl": ttl, "scope": scope}
+        )
         result: dict[str, Any] = self.request("PUT", f"/api/v1/keys/{_q(name)}", body=body)
         return result
 
@@ -343,7 +357,8 @@ class Client:
         self, name: str, *, scope: str | None = None, decrypt: bool = False
     ) -> dict[str, Any]:
         result: dict[str, Any] = self.request(
-            "GET", f"/api/v1/keys/{_q(name)}",
+            "GET",
+            f"/api/v1/keys/{_q(name)}",
             params={"scope": scope, "decrypt": "true" if decrypt else None},
         )
         return result
@@ -352,9 +367,14 @@ class Client:
         self, *, prefix: str | None = None, scope: str | None = None, decrypt: bool = False
     ) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = self.request(
-            "GET", "/api/v1/keys",
-            params={"prefix": prefix, "scope": scope, "decrypt": "true" if decrypt else None,
-                    "limit": -1},
+            "GET",
+            "/api/v1/keys",
+            params={
+                "prefix": prefix,
+                "scope": scope,
+                "decrypt": "true" if decrypt else None,
+                "limit": -1,
+            },
         )
         return result
 
@@ -369,16 +389,20 @@ class Client:
         """Connect to the event stream. When this returns, the server is
         subscribed: every event published from now on will come through."""
         http = httpx.Client(
-            base_url=self.url, headers={**self._headers, "Accept": "text/event-stream"},
+            base_url=self.url,
+            headers={**self._headers, "Accept": "text/event-stream"},
             timeout=httpx.Timeout(10.0, read=STREAM_READ_TIMEOUT),
         )
-        params = _drop_none({
-            "execution_ids": ",".join(execution_ids) if execution_ids else None,
-            "events": ",".join(events) if events else None,
-        })
+        params = _drop_none(
+            {
+                "execution_ids": ",".join(execution_ids) if execution_ids else None,
+                "events": ",".join(events) if events else None,
+            }
+        )
         try:
-            response = http.send(http.build_request("GET", "/stream/v1/stream", params=params),
-                                 stream=True)
+            response = http.send(
+                http.build_request("GET", "/stream/v1/stream", params=params), stream=True
+            )
         except httpx.TransportError as exc:
             http.close()
             raise self._unreachable(exc) from exc

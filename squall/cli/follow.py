@@ -45,9 +45,14 @@ from squall.cli.output import (
 )
 
 # Runners whose result is their output: shown live, not again at the end.
-SHELL_RUNNERS = frozenset({
-    "local-shell-cmd", "local-shell-script", "remote-shell-cmd", "remote-shell-script",
-})
+SHELL_RUNNERS = frozenset(
+    {
+        "local-shell-cmd",
+        "local-shell-script",
+        "remote-shell-cmd",
+        "remote-shell-script",
+    }
+)
 STREAMS = ("stdout", "stderr")
 EVENTS = [OUTPUT_EVENT, UPDATE_EVENT]
 
@@ -87,16 +92,22 @@ class _Message:
 class _Reader:
     """One event-stream connection, read on a daemon thread into a queue."""
 
-    def __init__(self, client: Client, sink: queue.Queue[_Message], source: str,
-                 execution_ids: list[str] | None) -> None:
+    def __init__(
+        self,
+        client: Client,
+        sink: queue.Queue[_Message],
+        source: str,
+        execution_ids: list[str] | None,
+    ) -> None:
         self.client, self.sink, self.source = client, sink, source
         self.execution_ids = execution_ids
         self.connected = threading.Event()
         self.done = threading.Event()
         self._stopped = threading.Event()
         self._stream: EventStream | None = None
-        self._thread = threading.Thread(target=self._run, name=f"squall-stream-{source}",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name=f"squall-stream-{source}", daemon=True
+        )
 
     def start(self) -> None:
         self._thread.start()
@@ -162,9 +173,14 @@ class _Spinner:
             return
         self._spinner.update(text=text)
         if self._live is None:
-            self._live = Live(self._spinner, console=err_console(), transient=True,
-                              refresh_per_second=12.5, redirect_stdout=False,
-                              redirect_stderr=False)
+            self._live = Live(
+                self._spinner,
+                console=err_console(),
+                transient=True,
+                refresh_per_second=12.5,
+                redirect_stdout=False,
+                redirect_stderr=False,
+            )
             self._live.start()
 
     def hide(self) -> None:
@@ -264,8 +280,12 @@ class Follower:
                 current = self._poll(execution_id)
                 if is_final(current):
                     return current
-                self._wait(current, POLL_SECONDS if deadline is None
-                           else max(min(POLL_SECONDS, deadline - now), 0.0))
+                self._wait(
+                    current,
+                    POLL_SECONDS
+                    if deadline is None
+                    else max(min(POLL_SECONDS, deadline - now), 0.0),
+                )
                 continue
             if now >= next_check:
                 next_check = now + QUIET_CHECK_SECONDS
@@ -339,12 +359,18 @@ class Follower:
                 break
         for name in STREAMS:
             text = stored[name]
-            self._write(name, text[self.printed[name]:])
-            chunks = [m for m in pending if m.source == "main" and m.kind == "event"
-                      and m.event is not None and m.event.event == OUTPUT_EVENT
-                      and isinstance(m.event.data, dict)
-                      and m.event.data.get("execution_id") == execution_id
-                      and (m.event.data.get("output_type") or "stdout") == name]
+            self._write(name, text[self.printed[name] :])
+            chunks = [
+                m
+                for m in pending
+                if m.source == "main"
+                and m.kind == "event"
+                and m.event is not None
+                and m.event.event == OUTPUT_EVENT
+                and isinstance(m.event.data, dict)
+                and m.event.data.get("execution_id") == execution_id
+                and (m.event.data.get("output_type") or "stdout") == name
+            ]
             joined, overlap = "", 0
             for count, m in enumerate(chunks, 1):
                 assert m.event is not None
@@ -368,7 +394,7 @@ class Follower:
         for name in STREAMS:
             text = self.client.output(execution_id, name)
             if len(text) > self.printed[name]:
-                self._write(name, text[self.printed[name]:])
+                self._write(name, text[self.printed[name] :])
 
     def _wait(self, current: dict[str, Any], seconds: float) -> None:
         end = time.monotonic() + seconds
@@ -399,13 +425,17 @@ class Follower:
     def _tick(self, current: dict[str, Any]) -> None:
         quiet = time.monotonic() - self._last_activity >= SPINNER_AFTER_SECONDS
         # Never draw over a line of output still being written on the terminal.
-        open_line = any(not self._line_start[name] and stream.isatty()
-                        for name, stream in (("stdout", sys.stdout), ("stderr", sys.stderr)))
+        open_line = any(
+            not self._line_start[name] and stream.isatty()
+            for name, stream in (("stdout", sys.stdout), ("stderr", sys.stderr))
+        )
         if not quiet or open_line:
             return
         text = Text.assemble(
-            (f"{action_ref(current)} ", "bold"), (f"{current.get('id', '')} ", "dim"),
-            status_text(current.get("status")), f" {format_elapsed(current)}",
+            (f"{action_ref(current)} ", "bold"),
+            (f"{current.get('id', '')} ", "dim"),
+            status_text(current.get("status")),
+            f" {format_elapsed(current)}",
         )
         self._spinner.show(text)
 
@@ -422,7 +452,10 @@ def summary(execution: dict[str, Any], follower: Follower | None = None) -> None
     runner = runner_name(execution)
     status = str(execution.get("status") or "?")
     line = Text.assemble(
-        ("execution ", "dim"), str(execution.get("id", "")), " ", status_text(status),
+        ("execution ", "dim"),
+        str(execution.get("id", "")),
+        " ",
+        status_text(status),
     )
     took = format_elapsed(execution)
     if took:
@@ -454,6 +487,12 @@ def _result_to_show(result: Any, runner: str, follower: Follower | None) -> Any:
         # The action's return value; its output was shown live.
         return {"result": result["result"]} if result["result"] is not None else None
     # Output printed live is not repeated, and empty output not shown at all.
-    return {k: v for k, v in result.items()
-            if not (k in STREAMS and isinstance(v, str)
-                    and (not v or (follower is not None and follower.printed[k])))}
+    return {
+        k: v
+        for k, v in result.items()
+        if not (
+            k in STREAMS
+            and isinstance(v, str)
+            and (not v or (follower is not None and follower.printed[k]))
+        )
+    }

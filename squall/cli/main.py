@@ -100,12 +100,18 @@ def format_options(f: F) -> F:
 
 def follow_options(f: F) -> F:
     f = click.option(
-        "--timeout-wait", type=click.FloatRange(min=0), metavar="SECONDS",
+        "--timeout-wait",
+        type=click.FloatRange(min=0),
+        metavar="SECONDS",
         help="Stop waiting after this long (exit status 124); the execution carries on.",
     )(f)
     f = format_options(f)
-    f = click.option("--async", "run_async", is_flag=True,
-                     help="Print the execution's id and return without waiting.")(f)
+    f = click.option(
+        "--async",
+        "run_async",
+        is_flag=True,
+        help="Print the execution's id and return without waiting.",
+    )(f)
     return f
 
 
@@ -148,8 +154,12 @@ def spinner(message: str) -> Iterator[None]:
 
 
 @click.group(cls=SquallGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--url", metavar="URL", help="The Squall API's URL (default: $SQUALL_API_URL, "
-              "else the one in the server's credentials.json, else http://127.0.0.1:9101).")
+@click.option(
+    "--url",
+    metavar="URL",
+    help="The Squall API's URL (default: $SQUALL_API_URL, "
+    "else the one in the server's credentials.json, else http://127.0.0.1:9101).",
+)
 @click.version_option(__version__, "--version", prog_name="squall", message="%(prog)s %(version)s")
 @click.pass_context
 def cli(ctx: click.Context, url: str | None) -> None:
@@ -181,9 +191,9 @@ def _quiet_alembic(record: logging.LogRecord) -> bool:
 
 def configure_logging() -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(
-        "%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"
-    ))
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    )
     handler.addFilter(_quiet_alembic)
     root = logging.getLogger()
     root.addHandler(handler)
@@ -191,23 +201,34 @@ def configure_logging() -> None:
 
 
 @cli.command(short_help="Run the Squall server.")
-@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Where Squall keeps its database and keys (default: $SQUALL_DATA_DIR, "
-              "else ~/.local/share/squall).")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where Squall keeps its database and keys (default: $SQUALL_DATA_DIR, "
+    "else ~/.local/share/squall).",
+)
 @click.option("--host", metavar="ADDR", help="Address to listen on (default 127.0.0.1).")
 @click.option("--port", type=click.IntRange(1, 65535), help="Port to listen on (default 9101).")
-@click.option("--packs-dir", "packs_dirs", multiple=True,
-              type=click.Path(file_okay=False, path_type=Path),
-              help="A directory of packs to load (repeatable), after the built-in ones.")
-def up(data_dir: Path | None, host: str | None, port: int | None,
-       packs_dirs: tuple[Path, ...]) -> None:
+@click.option(
+    "--packs-dir",
+    "packs_dirs",
+    multiple=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="A directory of packs to load (repeatable), after the built-in ones.",
+)
+def up(
+    data_dir: Path | None, host: str | None, port: int | None, packs_dirs: tuple[Path, ...]
+) -> None:
     """Run the Squall server (API, scheduler and workers) until interrupted."""
     configure_logging()
     from squall.config import Settings
     from squall.server import serve
 
     settings = Settings.from_env(
-        data_dir=data_dir, host=host, port=port, packs_dirs=list(packs_dirs) or None,
+        data_dir=data_dir,
+        host=host,
+        port=port,
+        packs_dirs=list(packs_dirs) or None,
     )
     serve(settings)
 
@@ -222,8 +243,12 @@ def version() -> None:
 
 
 def start_and_follow(
-    ctx: click.Context, start: Callable[[], dict[str, Any]], *, run_async: bool,
-    fmt: str | None, timeout_wait: float | None,
+    ctx: click.Context,
+    start: Callable[[], dict[str, Any]],
+    *,
+    run_async: bool,
+    fmt: str | None,
+    timeout_wait: float | None,
 ) -> None:
     """Start an execution with ``start()`` and, unless async, follow it to its end."""
     client = client_of(ctx)
@@ -245,7 +270,11 @@ def start_and_follow(
 
 
 def follow_to_end(
-    ctx: click.Context, follower: Follower, execution: dict[str, Any], *, fmt: str | None,
+    ctx: click.Context,
+    follower: Follower,
+    execution: dict[str, Any],
+    *,
+    fmt: str | None,
     timeout_wait: float | None,
 ) -> None:
     eid = execution["id"]
@@ -253,20 +282,26 @@ def follow_to_end(
         final = follower.follow(execution, timeout_wait=timeout_wait)
     except KeyboardInterrupt:
         follower.end_line()
-        note(f"\ninterrupted: execution {eid} carries on; cancel it with: "
-             f"squall execution cancel {eid}")
+        note(
+            f"\ninterrupted: execution {eid} carries on; cancel it with: "
+            f"squall execution cancel {eid}"
+        )
         ctx.exit(EXIT_INTERRUPTED)
     except WaitTimeout as exc:
         follower.end_line()
-        note(f"execution {eid} is still {exc.execution.get('status')} after {timeout_wait:g}s; "
-             f"follow it with: squall execution tail {eid}")
+        note(
+            f"execution {eid} is still {exc.execution.get('status')} after {timeout_wait:g}s; "
+            f"follow it with: squall execution tail {eid}"
+        )
         if fmt:
             emit(exc.execution, fmt)
         ctx.exit(EXIT_WAIT_TIMEOUT)
     except SquallError as exc:
         follower.end_line()
-        exc.message += f" (while following execution {eid}; check on it later with: " \
-                       f"squall execution get {eid})"
+        exc.message += (
+            f" (while following execution {eid}; check on it later with: "
+            f"squall execution get {eid})"
+        )
         raise
     if not emit(final, fmt):
         summary(final, follower)
@@ -278,8 +313,14 @@ def follow_to_end(
 @click.argument("parameters", nargs=-1, metavar="[KEY=VALUE]...")
 @follow_options
 @click.pass_context
-def run(ctx: click.Context, action: str, parameters: tuple[str, ...], run_async: bool,
-        fmt: str | None, timeout_wait: float | None) -> None:
+def run(
+    ctx: click.Context,
+    action: str,
+    parameters: tuple[str, ...],
+    run_async: bool,
+    fmt: str | None,
+    timeout_wait: float | None,
+) -> None:
     """Run ACTION (e.g. core.local cmd='uptime') and show its output live.
 
     Values are strings; the server casts them to the parameters' types.
@@ -288,8 +329,13 @@ def run(ctx: click.Context, action: str, parameters: tuple[str, ...], run_async:
     """
     params = parse_parameters(parameters)
     client = client_of(ctx)
-    start_and_follow(ctx, lambda: client.run(action, params), run_async=run_async, fmt=fmt,
-                     timeout_wait=timeout_wait)
+    start_and_follow(
+        ctx,
+        lambda: client.run(action, params),
+        run_async=run_async,
+        fmt=fmt,
+        timeout_wait=timeout_wait,
+    )
 
 
 # -- executions --------------------------------------------------------------------------
@@ -306,18 +352,28 @@ def execution() -> None:
 @click.option("--limit", "-n", type=click.IntRange(1, 1000), default=50, show_default=True)
 @format_options
 @click.pass_context
-def execution_list(ctx: click.Context, action_ref_: str | None, status: str | None, limit: int,
-                   fmt: str | None) -> None:
+def execution_list(
+    ctx: click.Context, action_ref_: str | None, status: str | None, limit: int, fmt: str | None
+) -> None:
     """The latest executions, newest first."""
     rows = client_of(ctx).list_executions(action=action_ref_, status=status, limit=limit)
     if emit(rows, fmt):
         return
     print_table(
         ["id", "action", "status", "started", "elapsed", "user"],
-        [[str(r.get("id", "")), action_ref(r), status_text(r.get("status")),
-          format_time(r.get("start_timestamp")), format_elapsed(r), execution_user(r)]
-         for r in rows],
-        no_wrap=("id", "action", "started"), empty="no executions",
+        [
+            [
+                str(r.get("id", "")),
+                action_ref(r),
+                status_text(r.get("status")),
+                format_time(r.get("start_timestamp")),
+                format_elapsed(r),
+                execution_user(r),
+            ]
+            for r in rows
+        ],
+        no_wrap=("id", "action", "started"),
+        empty="no executions",
     )
 
 
@@ -334,8 +390,12 @@ def execution_get(ctx: click.Context, execution_id: str, fmt: str | None) -> Non
 
 @execution.command("tail")
 @click.argument("execution_id", metavar="ID")
-@click.option("--timeout-wait", type=click.FloatRange(min=0), metavar="SECONDS",
-              help="Stop waiting after this long (exit status 124).")
+@click.option(
+    "--timeout-wait",
+    type=click.FloatRange(min=0),
+    metavar="SECONDS",
+    help="Stop waiting after this long (exit status 124).",
+)
 @click.pass_context
 def execution_tail(ctx: click.Context, execution_id: str, timeout_wait: float | None) -> None:
     """Show an execution's output, live until it ends. The exit status is 0
@@ -376,13 +436,24 @@ def execution_cancel(ctx: click.Context, execution_ids: tuple[str, ...]) -> None
 @click.argument("parameters", nargs=-1, metavar="[KEY=VALUE]...")
 @follow_options
 @click.pass_context
-def execution_rerun(ctx: click.Context, execution_id: str, parameters: tuple[str, ...],
-                    run_async: bool, fmt: str | None, timeout_wait: float | None) -> None:
+def execution_rerun(
+    ctx: click.Context,
+    execution_id: str,
+    parameters: tuple[str, ...],
+    run_async: bool,
+    fmt: str | None,
+    timeout_wait: float | None,
+) -> None:
     """Run an execution's action again, with its parameters changed by KEY=VALUE."""
     params = parse_parameters(parameters)
     client = client_of(ctx)
-    start_and_follow(ctx, lambda: client.rerun(execution_id, params), run_async=run_async,
-                     fmt=fmt, timeout_wait=timeout_wait)
+    start_and_follow(
+        ctx,
+        lambda: client.rerun(execution_id, params),
+        run_async=run_async,
+        fmt=fmt,
+        timeout_wait=timeout_wait,
+    )
 
 
 # -- actions -------------------------------------------------------------------------------
@@ -405,9 +476,16 @@ def action_list(ctx: click.Context, pack: str | None, fmt: str | None) -> None:
     rows = sorted(rows, key=lambda a: str(a.get("ref", "")))
     print_table(
         ["ref", "runner", "description"],
-        [[str(a.get("ref", "")), str(a.get("runner_type", "")),
-          str(a.get("description", "")).strip()] for a in rows],
-        no_wrap=("ref", "runner"), empty="no actions",
+        [
+            [
+                str(a.get("ref", "")),
+                str(a.get("runner_type", "")),
+                str(a.get("description", "")).strip(),
+            ]
+            for a in rows
+        ],
+        no_wrap=("ref", "runner"),
+        empty="no actions",
     )
 
 
@@ -438,8 +516,15 @@ def _parameter_rows(params: dict[str, Any]) -> list[list[str | Text]]:
         default = ""
         if "default" in schema and schema["default"] is not None:
             default = SECRET_MASK if schema.get("secret") else scalar(schema["default"])
-        rows.append([label, _type_of(schema), "yes" if schema.get("required") else "",
-                     default, _describe(schema)])
+        rows.append(
+            [
+                label,
+                _type_of(schema),
+                "yes" if schema.get("required") else "",
+                default,
+                _describe(schema),
+            ]
+        )
     return rows
 
 
@@ -467,8 +552,17 @@ def action_get(ctx: click.Context, ref: str, fmt: str | None) -> None:
         grid.add_row("entry point", str(found["entry_point"]))
     grid.add_row("enabled", "yes" if found.get("enabled", True) else "no")
     if params:
-        show(Group(grid, Text(), table(["parameter", "type", "required", "default", "description"],
-                                       _parameter_rows(params), no_wrap=("type", "required"))))
+        show(
+            Group(
+                grid,
+                Text(),
+                table(
+                    ["parameter", "type", "required", "default", "description"],
+                    _parameter_rows(params),
+                    no_wrap=("type", "required"),
+                ),
+            )
+        )
     else:
         show(Group(grid, Text(), Text("no parameters")))
 
@@ -491,9 +585,16 @@ def pack_list(ctx: click.Context, fmt: str | None) -> None:
         return
     print_table(
         ["ref", "version", "description"],
-        [[str(p.get("ref", "")), str(p.get("version", "")), str(p.get("description", "")).strip()]
-         for p in sorted(rows, key=lambda p: str(p.get("ref", "")))],
-        no_wrap=("ref", "version"), empty="no packs",
+        [
+            [
+                str(p.get("ref", "")),
+                str(p.get("version", "")),
+                str(p.get("description", "")).strip(),
+            ]
+            for p in sorted(rows, key=lambda p: str(p.get("ref", "")))
+        ],
+        no_wrap=("ref", "version"),
+        empty="no packs",
     )
 
 
@@ -503,8 +604,10 @@ def print_report(report: dict[str, Any]) -> bool:
     actions, policies = report.get("actions", 0), report.get("policies", 0)
     names = f": {', '.join(packs)}" if packs else ""
     click.echo(f"registered {len(packs)} pack{'s' if len(packs) != 1 else ''}{names}")
-    click.echo(f"  {actions} action{'s' if actions != 1 else ''}, "
-               f"{policies} polic{'ies' if policies != 1 else 'y'}")
+    click.echo(
+        f"  {actions} action{'s' if actions != 1 else ''}, "
+        f"{policies} polic{'ies' if policies != 1 else 'y'}"
+    )
     errors = report.get("errors") or []
     if errors:
         note(f"{len(errors)} error{'s' if len(errors) != 1 else ''}:")
@@ -545,8 +648,10 @@ def pack_install(ctx: click.Context, sources: tuple[str, ...], fmt: str | None) 
     """Install packs from git URLs or directories, build their virtualenvs and
     register them. A directory is read by the server, so it must be on the
     server's machine."""
-    resolved = [str(Path(s).expanduser().resolve()) if os.path.isdir(os.path.expanduser(s)) else s
-                for s in sources]
+    resolved = [
+        str(Path(s).expanduser().resolve()) if os.path.isdir(os.path.expanduser(s)) else s
+        for s in sources
+    ]
     with spinner(f"installing {', '.join(sources)} (this can take a while)"):
         report = client_of(ctx).install_packs(resolved)
     ok = not report.get("errors")
@@ -578,9 +683,16 @@ def _key_value(item: dict[str, Any]) -> str | Text:
 
 
 def _key_rows(items: list[dict[str, Any]]) -> list[list[str | Text]]:
-    return [[str(k.get("name", "")), _key_value(k), str(k.get("scope", "")),
-             "yes" if k.get("secret") else "", format_time(k.get("expire_timestamp"))]
-            for k in items]
+    return [
+        [
+            str(k.get("name", "")),
+            _key_value(k),
+            str(k.get("scope", "")),
+            "yes" if k.get("secret") else "",
+            format_time(k.get("expire_timestamp")),
+        ]
+        for k in items
+    ]
 
 
 KEY_COLUMNS = ["name", "value", "scope", "secret", "expires"]
@@ -589,15 +701,31 @@ KEY_COLUMNS = ["name", "value", "scope", "secret", "expires"]
 @key.command("set")
 @click.argument("name")
 @click.argument("value")
-@click.option("--secret", "--encrypt", "secret", is_flag=True,
-              help="Store the value encrypted; it is shown only with --decrypt.")
-@click.option("--ttl", type=click.IntRange(min=1), metavar="SECONDS",
-              help="Delete the key after this many seconds.")
+@click.option(
+    "--secret",
+    "--encrypt",
+    "secret",
+    is_flag=True,
+    help="Store the value encrypted; it is shown only with --decrypt.",
+)
+@click.option(
+    "--ttl",
+    type=click.IntRange(min=1),
+    metavar="SECONDS",
+    help="Delete the key after this many seconds.",
+)
 @click.option("--scope", type=SCOPE, default="system", show_default=True)
 @format_options
 @click.pass_context
-def key_set(ctx: click.Context, name: str, value: str, secret: bool, ttl: int | None,
-            scope: str, fmt: str | None) -> None:
+def key_set(
+    ctx: click.Context,
+    name: str,
+    value: str,
+    secret: bool,
+    ttl: int | None,
+    scope: str,
+    fmt: str | None,
+) -> None:
     """Set key NAME to VALUE (`-` reads the value from stdin)."""
     if value == "-":
         value = sys.stdin.read().removesuffix("\n")
@@ -628,15 +756,18 @@ def key_get(ctx: click.Context, name: str, decrypt: bool, scope: str, fmt: str |
 @key.command("list")
 @click.option("--prefix", metavar="P", help="Only keys whose name starts with P.")
 @click.option("--decrypt", is_flag=True, help="Show secrets' values.")
-@click.option("--scope", type=click.Choice(["system", "user", "all"]), default="all",
-              show_default=True)
+@click.option(
+    "--scope", type=click.Choice(["system", "user", "all"]), default="all", show_default=True
+)
 @format_options
 @click.pass_context
-def key_list(ctx: click.Context, prefix: str | None, decrypt: bool, scope: str,
-             fmt: str | None) -> None:
+def key_list(
+    ctx: click.Context, prefix: str | None, decrypt: bool, scope: str, fmt: str | None
+) -> None:
     """The keys of the datastore."""
-    rows = client_of(ctx).list_keys(prefix=prefix, scope=None if scope == "all" else scope,
-                                    decrypt=decrypt)
+    rows = client_of(ctx).list_keys(
+        prefix=prefix, scope=None if scope == "all" else scope, decrypt=decrypt
+    )
     if emit(rows, fmt):
         return
     print_table(KEY_COLUMNS, _key_rows(rows), no_wrap=("name",), empty="no keys")

@@ -75,8 +75,9 @@ def to_json(data: Any) -> str:
 
 
 def to_yaml(data: Any) -> str:
-    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True,
-                     default_flow_style=False)
+    return yaml.dump(
+        data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, default_flow_style=False
+    )
 
 
 def emit(data: Any, fmt: str | None) -> bool:
@@ -171,8 +172,9 @@ def scalar(value: Any) -> str:
 # -- tables -----------------------------------------------------------------------
 
 
-def table(columns: Sequence[str], rows: Iterable[Sequence[str | Text]],
-          *, no_wrap: Sequence[str] = ()) -> Table:
+def table(
+    columns: Sequence[str], rows: Iterable[Sequence[str | Text]], *, no_wrap: Sequence[str] = ()
+) -> Table:
     t = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
     for name in columns:
         t.add_column(name, no_wrap=name in no_wrap, overflow="fold")
@@ -195,8 +197,13 @@ def show(renderable: Any) -> None:
     sys.stdout.flush()
 
 
-def print_table(columns: Sequence[str], rows: Iterable[Sequence[str | Text]],
-                *, no_wrap: Sequence[str] = (), empty: str = "nothing to show") -> None:
+def print_table(
+    columns: Sequence[str],
+    rows: Iterable[Sequence[str | Text]],
+    *,
+    no_wrap: Sequence[str] = (),
+    empty: str = "nothing to show",
+) -> None:
     rows = list(rows)
     if not rows:
         err_console().print(Text(empty, style="dim"))

@@ -30,9 +30,7 @@ def concurrency_decision(
     return "cancel" if options.get("action") == "cancel" else "delay"
 
 
-def retry_decision(
-    policy: Mapping[str, Any], status: str, retry_count: int
-) -> float | None:
+def retry_decision(policy: Mapping[str, Any], status: str, retry_count: int) -> float | None:
     """Seconds to wait before retrying an execution that ended in ``status``
     after ``retry_count`` retries, or None when it must not be retried."""
     options = policy.get("parameters") or {}

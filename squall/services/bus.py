@@ -11,6 +11,7 @@ consumers notice it sooner.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -37,10 +38,8 @@ class Subscription:
 
     def close(self) -> None:
         self._bus._subs.discard(self)
-        try:
+        with contextlib.suppress(asyncio.QueueFull):
             self._queue.put_nowait(None)
-        except asyncio.QueueFull:
-            pass
 
     async def get(self, timeout: float | None = None) -> Event | None:
         return await asyncio.wait_for(self._queue.get(), timeout)
@@ -93,7 +92,5 @@ class Bus:
 async def wait_for_wake(event: asyncio.Event, timeout: float) -> None:
     """Sleep until ``event`` is set or ``timeout`` passes. Consumers clear the
     event *before* they look for work, so a wake-up is never lost."""
-    try:
+    with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(event.wait(), max(timeout, 0.0))
-    except TimeoutError:
-        pass

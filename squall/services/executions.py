@@ -7,7 +7,6 @@ import functools
 from typing import Any
 
 import orjson
-
 from sqlalchemy.engine import Connection
 
 from squall.core import params as core_params
@@ -57,8 +56,12 @@ def _merged_schema(runner_type: str, action_params: bytes) -> core_params.Parame
 
 
 def prepare_parameters(
-    conn: Connection, action: dict[str, Any], given: dict[str, Any], user: str | None,
-    keyring: KeyRing, context: dict[str, Any] | None = None,
+    conn: Connection,
+    action: dict[str, Any],
+    given: dict[str, Any],
+    user: str | None,
+    keyring: KeyRing,
+    context: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Cast, render and validate ``given`` for ``action``; the stored parameters."""
     if not isinstance(given, dict):
@@ -68,7 +71,10 @@ def prepare_parameters(
     lookup = StoreKeyLookup(conn, user, keyring)
     config = content.pack_config(conn, action["pack"]) if _has_template(schema, cast) else {}
     render_ctx = templating.build_context(
-        kv=lookup, config=config, action_context=context or {}, decrypt=lookup.decrypt,
+        kv=lookup,
+        config=config,
+        action_context=context or {},
+        decrypt=lookup.decrypt,
     )
     rendered = templating.render_parameters(schema, cast, render_ctx)
     action_params, runner_params = core_params.validate_parameters(schema, rendered)
@@ -77,6 +83,7 @@ def prepare_parameters(
 
 def _has_template(schema: dict[str, Any], given: dict[str, Any]) -> bool:
     """Whether rendering could read the pack config (saves a query when not)."""
+
     def templated(value: Any) -> bool:
         if isinstance(value, str):
             return "{{" in value or "{%" in value
@@ -90,8 +97,14 @@ def _has_template(schema: dict[str, Any], given: dict[str, Any]) -> bool:
 
 
 def request(
-    conn: Connection, *, action_ref: str, parameters: dict[str, Any], user: str | None,
-    keyring: KeyRing, context: dict[str, Any] | None = None, parent_id: str | None = None,
+    conn: Connection,
+    *,
+    action_ref: str,
+    parameters: dict[str, Any],
+    user: str | None,
+    keyring: KeyRing,
+    context: dict[str, Any] | None = None,
+    parent_id: str | None = None,
     delay: float = 0.0,
 ) -> dict[str, Any]:
     action = content.get_action(conn, action_ref)
@@ -106,8 +119,14 @@ def request(
         for p in content.policies_for(conn, action["ref"])
     )
     return exe_store.create(
-        conn, action=action, parameters=final, context=ctx, user=user, parent_id=parent_id,
-        delay=delay, schedule=held,
+        conn,
+        action=action,
+        parameters=final,
+        context=ctx,
+        user=user,
+        parent_id=parent_id,
+        delay=delay,
+        schedule=held,
     )
 
 
@@ -123,7 +142,11 @@ def cancel(conn: Connection, execution_id: str, user: str | None) -> dict[str, A
         queue.ack_ref(conn, SCHEDULE, execution_id)
         queue.ack_ref(conn, RUN, execution_id)
         return exe_store.set_status(
-            conn, row, Status.CANCELED, extra_context=extra, set_result=True,
+            conn,
+            row,
+            Status.CANCELED,
+            extra_context=extra,
+            set_result=True,
             result={"error": f"canceled by {user}"} if user else None,
         )
     new = exe_store.set_status(conn, row, Status.CANCELING, extra_context=extra)
@@ -132,7 +155,11 @@ def cancel(conn: Connection, execution_id: str, user: str | None) -> dict[str, A
 
 
 def rerun(
-    conn: Connection, execution_id: str, *, parameters: dict[str, Any] | None, user: str | None,
+    conn: Connection,
+    execution_id: str,
+    *,
+    parameters: dict[str, Any] | None,
+    user: str | None,
     keyring: KeyRing,
 ) -> dict[str, Any]:
     """A new execution of the same action, with the old parameters updated by ``parameters``."""
@@ -143,7 +170,11 @@ def rerun(
     base = {k: v for k, v in old["parameters"].items() if not schema.get(k, {}).get("immutable")}
     merged = {**base, **(parameters or {})}
     return request(
-        conn, action_ref=old["action_ref"], parameters=merged, user=user, keyring=keyring,
+        conn,
+        action_ref=old["action_ref"],
+        parameters=merged,
+        user=user,
+        keyring=keyring,
         context={"re-run": {"ref": execution_id}},
     )
 

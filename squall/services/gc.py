@@ -23,14 +23,17 @@ DAY = 86400.0
 
 def collect(conn: Connection, settings: Settings, now: float) -> dict[str, int]:
     counts = {
-        "executions": exe_store.delete_older_than(conn, now - settings.gc_executions_ttl_days * DAY),
+        "executions": exe_store.delete_older_than(
+            conn, now - settings.gc_executions_ttl_days * DAY
+        ),
         "output": exe_store.delete_output_older_than(conn, now - settings.gc_output_ttl_days * DAY),
         "trigger_instances": conn.execute(
             sa.delete(trigger_instances).where(
                 trigger_instances.c.occurrence_time
                 < now - settings.gc_trigger_instances_ttl_days * DAY
             )
-        ).rowcount or 0,
+        ).rowcount
+        or 0,
         "keys": kv.delete_expired(conn),
         "tokens": auth.delete_expired_tokens(conn),
     }

@@ -32,7 +32,9 @@ class RegisterReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "packs": self.packs, "actions": self.actions, "policies": self.policies,
+            "packs": self.packs,
+            "actions": self.actions,
+            "policies": self.policies,
             "errors": [e.to_dict() for e in self.errors],
         }
 
@@ -42,17 +44,21 @@ def venv_python(settings: Settings, pack: str) -> str | None:
     return str(python) if python.exists() else None
 
 
-def _prepare_actions(pack: LoadedPack, settings: Settings, report: RegisterReport) -> list[dict[str, Any]]:
+def _prepare_actions(
+    pack: LoadedPack, settings: Settings, report: RegisterReport
+) -> list[dict[str, Any]]:
     known = {r.name for r in runner_types()}
     python = venv_python(settings, pack.ref)
     out = []
     for action in pack.actions:
         if action["runner_type"] not in known:
-            report.errors.append(ContentError(
-                str(pack.path / action.get("metadata_file", "")),
-                f"action {action['ref']} uses runner type {action['runner_type']!r}, which this "
-                f"Squall does not have (it has: {', '.join(sorted(known))})",
-            ))
+            report.errors.append(
+                ContentError(
+                    str(pack.path / action.get("metadata_file", "")),
+                    f"action {action['ref']} uses runner type {action['runner_type']!r}, "
+                    f"which this Squall does not have (it has: {', '.join(sorted(known))})",
+                )
+            )
             continue
         extra: dict[str, Any] = {"pack_path": str(pack.path)}
         if python:
@@ -68,17 +74,29 @@ def _policies(pack: LoadedPack) -> list[dict[str, Any]]:
     return out
 
 
-def register_loaded(conn: Connection, pack: LoadedPack, actions: list[dict[str, Any]]) -> dict[str, int]:
+def register_loaded(
+    conn: Connection, pack: LoadedPack, actions: list[dict[str, Any]]
+) -> dict[str, int]:
     return content.register_pack(
-        conn, ref=pack.ref, meta=pack.meta, path=str(pack.path),
-        config_schema=pack.config_schema, config=pack.config,
-        files=sorted(str(p.relative_to(pack.path)) for p in pack.path.rglob("*") if p.is_file()
-                     and "__pycache__" not in p.parts and ".git" not in p.parts),
-        action_list=actions, policy_list=_policies(pack),
+        conn,
+        ref=pack.ref,
+        meta=pack.meta,
+        path=str(pack.path),
+        config_schema=pack.config_schema,
+        config=pack.config,
+        files=sorted(
+            str(p.relative_to(pack.path))
+            for p in pack.path.rglob("*")
+            if p.is_file() and "__pycache__" not in p.parts and ".git" not in p.parts
+        ),
+        action_list=actions,
+        policy_list=_policies(pack),
     )
 
 
-async def register_all(db: Database, settings: Settings, only: list[str] | None = None) -> RegisterReport:
+async def register_all(
+    db: Database, settings: Settings, only: list[str] | None = None
+) -> RegisterReport:
     """Load every pack from the packs directories (or just ``only``) and store it.
     A broken pack or file is reported and skipped; the rest is registered."""
     report = RegisterReport()
@@ -124,7 +142,9 @@ def install(source: str, settings: Settings, *, progress: Any = print) -> str:
             progress(f"cloning {source}")
             done = subprocess.run(
                 ["git", "clone", "--depth", "1", "--quiet", source, str(fetched)],
-                capture_output=True, text=True, check=False,
+                capture_output=True,
+                text=True,
+                check=False,
             )
             if done.returncode != 0:
                 raise InvalidInput(f"could not clone {source}: {done.stderr.strip()}")
@@ -149,22 +169,46 @@ def install(source: str, settings: Settings, *, progress: Any = print) -> str:
     return name
 
 
-def build_virtualenv(settings: Settings, name: str, pack_dir: Path, *, progress: Any = print) -> None:
+def build_virtualenv(
+    settings: Settings, name: str, pack_dir: Path, *, progress: Any = print
+) -> None:
     venv = settings.virtualenvs_dir / name
     progress(f"creating virtual environment {venv}")
     # System site-packages stay visible so that Squall's own compatibility
     # modules and common libraries need not be installed again per pack.
     subprocess.run(
-        [sys.executable, "-m", "venv", "--clear", "--without-pip", "--system-site-packages",
-         str(venv)], check=True, capture_output=True,
+        [
+            sys.executable,
+            "-m",
+            "venv",
+            "--clear",
+            "--without-pip",
+            "--system-site-packages",
+            str(venv),
+        ],
+        check=True,
+        capture_output=True,
     )
     requirements = pack_dir / "requirements.txt"
     if requirements.exists() and requirements.read_text().strip():
         progress(f"installing {requirements.name}")
         done = subprocess.run(
-            [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install",
-             "--quiet", "--disable-pip-version-check", "-r", str(requirements)],
-            capture_output=True, text=True, check=False, cwd=pack_dir,
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "--python",
+                str(venv / "bin" / "python"),
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "-r",
+                str(requirements),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=pack_dir,
         )
         if done.returncode != 0:
             raise InvalidInput(

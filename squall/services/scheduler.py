@@ -15,11 +15,11 @@ from sqlalchemy.engine import Connection
 
 from squall.core.executions import Status
 from squall.core.policies import concurrency_decision
+from squall.services.bus import Bus, wait_for_wake
 from squall.store import content, queue
 from squall.store import executions as exe_store
 from squall.store.db import Database
 from squall.store.executions import RUN, SCHEDULE
-from squall.services.bus import Bus, wait_for_wake
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,9 @@ def schedule_batch(conn: Connection, owner: str, lease_seconds: float) -> int:
             if not policy["policy_type"].startswith("action.concurrency"):
                 continue
             active = exe_store.count_active(conn, ref, _ACTIVE)
-            decision = concurrency_decision(policy, row["parameters"], [a["parameters"] for a in active])
+            decision = concurrency_decision(
+                policy, row["parameters"], [a["parameters"] for a in active]
+            )
             if decision != "run":
                 break
         if decision == "delay":
@@ -57,7 +59,10 @@ def schedule_batch(conn: Connection, owner: str, lease_seconds: float) -> int:
             queue.release(conn, item.id, delay=DELAY_RECHECK_SECONDS)
         elif decision == "cancel":
             exe_store.set_status(
-                conn, row, Status.CANCELED, set_result=True,
+                conn,
+                row,
+                Status.CANCELED,
+                set_result=True,
                 result={"error": "canceled by the action.concurrency policy: too many running"},
             )
             queue.ack(conn, item.id)

@@ -24,6 +24,7 @@ from squall.config import Settings
 from squall.core import params as core_params
 from squall.core.executions import Status, is_final
 from squall.core.policies import retry_decision
+from squall.errors import StoreUnavailable
 from squall.runners.base import RunContext, RunResult
 from squall.runners.registry import get_runner
 from squall.services.bus import Bus, wait_for_wake
@@ -31,7 +32,6 @@ from squall.services.executions import parameter_schema
 from squall.services.scheduler import until
 from squall.store import auth, content, queue
 from squall.store import executions as exe_store
-from squall.errors import StoreUnavailable
 from squall.store.db import Database
 from squall.store.executions import RUN, UNSET
 
@@ -109,7 +109,9 @@ def start_batch(
     queue.ack_many(conn, done)
     exe_store.set_status_many(conn, changes)
     scheduled = [(i, r) for i, r in to_run if r["status"] == Status.SCHEDULED]
-    running = exe_store.set_status_many(conn, [(r, Status.RUNNING, UNSET, None) for _, r in scheduled])
+    running = exe_store.set_status_many(
+        conn, [(r, Status.RUNNING, UNSET, None) for _, r in scheduled]
+    )
     now_running = {r["id"]: r for r in running}
     configs: dict[str, dict[str, Any]] = {}
     started = []
@@ -175,15 +177,22 @@ def _maybe_retry(conn: Connection, row: dict[str, Any]) -> None:
             continue
         ctx = {
             **row["context"],
-            "policies": {"retry": {
-                "retry_count": count + 1,
-                "applied_policy": policy.get("ref") or policy.get("name"),
-                "retried_execution_id": row["id"],
-            }},
+            "policies": {
+                "retry": {
+                    "retry_count": count + 1,
+                    "applied_policy": policy.get("ref") or policy.get("name"),
+                    "retried_execution_id": row["id"],
+                }
+            },
         }
         exe_store.create(
-            conn, action=row["action"], parameters=row["parameters"], context=ctx,
-            user=row["user"], parent_id=row["parent_id"], delay=delay,
+            conn,
+            action=row["action"],
+            parameters=row["parameters"],
+            context=ctx,
+            user=row["user"],
+            parent_id=row["parent_id"],
+            delay=delay,
         )
         return
 
@@ -194,7 +203,11 @@ def renew_leases(conn: Connection, owner: str, ids: list[int], lease: float) -> 
 
 class Worker:
     def __init__(
-        self, db: Database, bus: Bus, settings: Settings, owner: str,
+        self,
+        db: Database,
+        bus: Bus,
+        settings: Settings,
+        owner: str,
     ) -> None:
         self.db, self.bus, self.settings, self.owner = db, bus, settings, owner
         self.jobs: dict[str, Job] = {}
@@ -272,11 +285,18 @@ class Worker:
             }
         timeout = runner_params.get("timeout")
         return RunContext(
-            execution_id=row["id"], action_ref=row["action_ref"], pack=action.get("pack", ""),
-            parameters=action_params, runner_parameters=runner_params,
-            entry_point=action.get("entry_point_path"), pack_dir=action.get("pack_path"),
-            timeout=float(timeout) if timeout else None, config=job.config, env=env,
-            secrets=secrets, python=action.get("python"),
+            execution_id=row["id"],
+            action_ref=row["action_ref"],
+            pack=action.get("pack", ""),
+            parameters=action_params,
+            runner_parameters=runner_params,
+            entry_point=action.get("entry_point_path"),
+            pack_dir=action.get("pack_path"),
+            timeout=float(timeout) if timeout else None,
+            config=job.config,
+            env=env,
+            secrets=secrets,
+            python=action.get("python"),
         )
 
     async def _execute(self, job: Job) -> None:
@@ -367,10 +387,16 @@ class Worker:
         for job in jobs:
             if job.row["id"] not in recorded:
                 chunks, n = job.buffer.take()
-                batch.append(Completion(
-                    job.item_id, job.row["id"], Status.ABANDONED,
-                    {"error": "Squall stopped while this execution was running"}, chunks, n,
-                ))
+                batch.append(
+                    Completion(
+                        job.item_id,
+                        job.row["id"],
+                        Status.ABANDONED,
+                        {"error": "Squall stopped while this execution was running"},
+                        chunks,
+                        n,
+                    )
+                )
         if batch:
             try:
                 await self.db.write(finish_many, batch)

@@ -33,7 +33,11 @@ def verify_password(password: str, stored: str | None) -> bool:
     try:
         _, n, r, p, salt, digest = stored.split("$")
         got = hashlib.scrypt(
-            password.encode(), salt=base64.b64decode(salt), n=int(n), r=int(r), p=int(p),
+            password.encode(),
+            salt=base64.b64decode(salt),
+            n=int(n),
+            r=int(r),
+            p=int(p),
             dklen=len(base64.b64decode(digest)),
         )
     except ValueError:
@@ -45,13 +49,20 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def create_user(conn: Connection, name: str, password: str | None, *, is_admin: bool = False) -> None:
+def create_user(
+    conn: Connection, name: str, password: str | None, *, is_admin: bool = False
+) -> None:
     if conn.execute(sa.select(users.c.name).where(users.c.name == name)).first():
         raise Conflict(f"user {name!r} already exists")
-    conn.execute(users.insert().values(
-        name=name, password_hash=hash_password(password) if password else None,
-        enabled=True, is_admin=is_admin, created_at=time.time(),
-    ))
+    conn.execute(
+        users.insert().values(
+            name=name,
+            password_hash=hash_password(password) if password else None,
+            enabled=True,
+            is_admin=is_admin,
+            created_at=time.time(),
+        )
+    )
 
 
 def get_user(conn: Connection, name: str) -> dict[str, Any] | None:
@@ -64,14 +75,23 @@ def any_user(conn: Connection) -> bool:
 
 
 def create_api_key(
-    conn: Connection, user: str, *, key: str | None = None, metadata: dict[str, Any] | None = None,
+    conn: Connection,
+    user: str,
+    *,
+    key: str | None = None,
+    metadata: dict[str, Any] | None = None,
     expires_at: float | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """Make an API key; returns the key (shown once) and its stored record."""
     key = key or secrets.token_urlsafe(32)
     row = {
-        "id": new_id(), "key_hash": _digest(key), "user": user, "enabled": True,
-        "metadata": metadata or {}, "created_at": time.time(), "expires_at": expires_at,
+        "id": new_id(),
+        "key_hash": _digest(key),
+        "user": user,
+        "enabled": True,
+        "metadata": metadata or {},
+        "created_at": time.time(),
+        "expires_at": expires_at,
     }
     conn.execute(api_keys.insert().values(**row))
     return key, row
@@ -119,8 +139,12 @@ def create_token(
     token = secrets.token_hex(16)
     now = time.time()
     row = {
-        "id": new_id(), "token_hash": _digest(token), "user": user,
-        "metadata": metadata or {}, "created_at": now, "expiry": now + ttl,
+        "id": new_id(),
+        "token_hash": _digest(token),
+        "user": user,
+        "metadata": metadata or {},
+        "created_at": now,
+        "expiry": now + ttl,
     }
     conn.execute(tokens.insert().values(**row))
     return {**row, "token": token}

@@ -37,8 +37,14 @@ def register_pack(
     now = time.time()
     old = conn.execute(sa.select(packs.c.id).where(packs.c.ref == ref)).first()
     pack_row = {
-        "ref": ref, "name": meta.get("name", ref), "path": path, "meta": meta,
-        "config_schema": config_schema, "config": config, "files": files, "registered_at": now,
+        "ref": ref,
+        "name": meta.get("name", ref),
+        "path": path,
+        "meta": meta,
+        "config_schema": config_schema,
+        "config": config,
+        "files": files,
+        "registered_at": now,
     }
     if old is None:
         conn.execute(packs.insert().values(id=new_id(), **pack_row))
@@ -49,18 +55,33 @@ def register_pack(
     conn.execute(actions.delete().where(actions.c.pack == ref))
     for a in action_list:
         action_id = ids.get(a["ref"]) or new_id()
-        conn.execute(actions.insert().values(
-            ref=a["ref"], id=action_id, pack=ref, name=a["name"], runner_type=a["runner_type"],
-            enabled=bool(a.get("enabled", True)), meta={**a, "id": action_id}, updated_at=now,
-        ))
+        conn.execute(
+            actions.insert().values(
+                ref=a["ref"],
+                id=action_id,
+                pack=ref,
+                name=a["name"],
+                runner_type=a["runner_type"],
+                enabled=bool(a.get("enabled", True)),
+                meta={**a, "id": action_id},
+                updated_at=now,
+            )
+        )
     pids = _existing_ids(conn, policies, ref)
     conn.execute(policies.delete().where(policies.c.pack == ref))
     for p in policy_list:
         pref = p.get("ref") or f"{ref}.{p['name']}"
-        conn.execute(policies.insert().values(
-            ref=pref, id=pids.get(pref) or new_id(), pack=ref, resource_ref=p["resource_ref"],
-            policy_type=p["policy_type"], enabled=bool(p.get("enabled", True)), meta=p,
-        ))
+        conn.execute(
+            policies.insert().values(
+                ref=pref,
+                id=pids.get(pref) or new_id(),
+                pack=ref,
+                resource_ref=p["resource_ref"],
+                policy_type=p["policy_type"],
+                enabled=bool(p.get("enabled", True)),
+                meta=p,
+            )
+        )
     return {"actions": len(action_list), "policies": len(policy_list)}
 
 
@@ -111,15 +132,21 @@ def get_action(conn: Connection, ref_or_id: str) -> dict[str, Any]:
 
 
 def list_actions(
-    conn: Connection, *, pack: str | None = None, name: str | None = None,
-    limit: int = 100, offset: int = 0,
+    conn: Connection,
+    *,
+    pack: str | None = None,
+    name: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
 ) -> tuple[list[dict[str, Any]], int]:
     where = []
     if pack:
         where.append(actions.c.pack == pack)
     if name:
         where.append(actions.c.name == name)
-    total = conn.execute(sa.select(sa.func.count()).select_from(actions).where(*where)).scalar() or 0
+    total = (
+        conn.execute(sa.select(sa.func.count()).select_from(actions).where(*where)).scalar() or 0
+    )
     rows = conn.execute(
         sa.select(actions.c.meta).where(*where).order_by(actions.c.ref).limit(limit).offset(offset)
     ).all()
@@ -136,8 +163,9 @@ def policies_for(conn: Connection, action_ref: str) -> list[dict[str, Any]]:
 
 def all_policies(conn: Connection) -> dict[str, list[dict[str, Any]]]:
     out: dict[str, list[dict[str, Any]]] = {}
-    rows = conn.execute(sa.select(policies.c.resource_ref, policies.c.meta).where(
-        policies.c.enabled.is_(True))).all()
+    rows = conn.execute(
+        sa.select(policies.c.resource_ref, policies.c.meta).where(policies.c.enabled.is_(True))
+    ).all()
     for r in rows:
         out.setdefault(r.resource_ref, []).append(dict(r.meta))
     return out

@@ -91,15 +91,21 @@ class Database:
         common: dict[str, Any] = {"json_serializer": _dumps, "json_deserializer": orjson.loads}
         if self.is_sqlite:
             self.engine = sa.create_engine(
-                url, connect_args={"check_same_thread": False, "timeout": 30},
-                pool_size=readers + 1, max_overflow=4, **common,
+                url,
+                connect_args={"check_same_thread": False, "timeout": 30},
+                pool_size=readers + 1,
+                max_overflow=4,
+                **common,
             )
             _sqlite_setup(self.engine, immediate=False)
             # The single writer connection begins with BEGIN IMMEDIATE so a
             # transaction never fails half-way on a lock upgrade.
             self.write_engine = sa.create_engine(
-                url, connect_args={"check_same_thread": False, "timeout": 30},
-                pool_size=1, max_overflow=0, **common,
+                url,
+                connect_args={"check_same_thread": False, "timeout": 30},
+                pool_size=1,
+                max_overflow=0,
+                **common,
             )
             _sqlite_setup(self.write_engine, immediate=True)
         else:

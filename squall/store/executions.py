@@ -35,7 +35,8 @@ _SET_STATUS = (
     executions.update()
     .where(executions.c.id == sa.bindparam("b_id"))
     .values(
-        status=sa.bindparam("b_status"), log=sa.bindparam("b_log", type_=executions.c.log.type),
+        status=sa.bindparam("b_status"),
+        log=sa.bindparam("b_log", type_=executions.c.log.type),
         result=sa.bindparam("b_result", type_=executions.c.result.type),
         end_timestamp=sa.bindparam("b_end"),
         context=sa.bindparam("b_context", type_=executions.c.context.type),
@@ -105,7 +106,10 @@ UNSET: Any = object()  # "leave the result as it is"
 
 
 def _transition(
-    row: dict[str, Any], status: Status, result: Any, extra_context: dict[str, Any] | None,
+    row: dict[str, Any],
+    status: Status,
+    result: Any,
+    extra_context: dict[str, Any] | None,
     now: float,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     check_transition(row["status"], status)
@@ -121,8 +125,12 @@ def _transition(
     if extra_context:
         new["context"] = {**row["context"], **extra_context}
     params = {
-        "b_id": row["id"], "b_status": new["status"], "b_log": new["log"],
-        "b_result": new["result"], "b_end": new["end_timestamp"], "b_context": new["context"],
+        "b_id": row["id"],
+        "b_status": new["status"],
+        "b_log": new["log"],
+        "b_result": new["result"],
+        "b_end": new["end_timestamp"],
+        "b_context": new["context"],
     }
     return new, params
 
@@ -156,8 +164,6 @@ def set_status_many(
     for new, _params in done:
         after_commit(conn, "event", ("st2.execution__update", new))
     return [new for new, _params in done]
-
-
 
 
 _SORTABLE = {"start_timestamp", "end_timestamp", "status", "action_ref", "id"}
@@ -208,13 +214,16 @@ def list_(
 
 def children(conn: Connection, parent_id: str) -> list[str]:
     rows = conn.execute(
-        sa.select(executions.c.id).where(executions.c.parent_id == parent_id)
+        sa.select(executions.c.id)
+        .where(executions.c.parent_id == parent_id)
         .order_by(executions.c.start_timestamp)
     ).all()
     return [r.id for r in rows]
 
 
-def count_active(conn: Connection, action_ref: str, statuses: Iterable[str]) -> list[dict[str, Any]]:
+def count_active(
+    conn: Connection, action_ref: str, statuses: Iterable[str]
+) -> list[dict[str, Any]]:
     rows = conn.execute(
         sa.select(executions.c.id, executions.c.parameters).where(
             executions.c.action_ref == action_ref, executions.c.status.in_(list(statuses))
@@ -248,16 +257,25 @@ def append_output_many(conn: Connection, batches: list[tuple[str, list[Chunk], i
     batches = [b for b in batches if b[1]]
     if not batches:
         return
-    conn.execute(_INSERT_OUTPUT, [
-        {"execution_id": eid, "stream": s, "data": d, "timestamp": t}
-        for eid, chunks, _n in batches for s, d, t in chunks
-    ])
+    conn.execute(
+        _INSERT_OUTPUT,
+        [
+            {"execution_id": eid, "stream": s, "data": d, "timestamp": t}
+            for eid, chunks, _n in batches
+            for s, d, t in chunks
+        ],
+    )
     conn.execute(_ADD_OUTPUT_BYTES, [{"b_id": eid, "b_bytes": n} for eid, _c, n in batches])
     for eid, chunks, _n in batches:
         for s, d, t in chunks:
-            after_commit(conn, "event", ("st2.execution.output__create",
-                                         {"execution_id": eid, "output_type": s, "data": d,
-                                          "timestamp": t}))
+            after_commit(
+                conn,
+                "event",
+                (
+                    "st2.execution.output__create",
+                    {"execution_id": eid, "output_type": s, "data": d, "timestamp": t},
+                ),
+            )
 
 
 def output(
@@ -281,6 +299,9 @@ def delete_older_than(conn: Connection, cutoff: float) -> int:
 
 
 def delete_output_older_than(conn: Connection, cutoff: float) -> int:
-    return conn.execute(
-        execution_output.delete().where(execution_output.c.timestamp < cutoff)
-    ).rowcount or 0
+    return (
+        conn.execute(
+            execution_output.delete().where(execution_output.c.timestamp < cutoff)
+        ).rowcount
+        or 0
+    )

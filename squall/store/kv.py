@@ -23,7 +23,9 @@ def normalize_scope(scope: str | None) -> str:
     """Accept StackStorm's spellings: system, st2kv.system, user, st2kv.user."""
     s = (scope or "system").removeprefix("st2kv.")
     if s not in SCOPES:
-        raise InvalidInput(f"scope must be 'system' or 'user' (or st2kv.system/st2kv.user), not {scope!r}")
+        raise InvalidInput(
+            f"scope must be 'system' or 'user' (or st2kv.system/st2kv.user), not {scope!r}"
+        )
     return s
 
 
@@ -36,16 +38,27 @@ def _alive(now: float) -> Any:
 
 
 def set_value(
-    conn: Connection, *, scope: str, user: str | None, name: str, value: str,
-    secret: bool, ttl: float | None, encrypt: Callable[[str], str],
+    conn: Connection,
+    *,
+    scope: str,
+    user: str | None,
+    name: str,
+    value: str,
+    secret: bool,
+    ttl: float | None,
+    encrypt: Callable[[str], str],
 ) -> dict[str, Any]:
     if not name:
         raise InvalidInput("a key needs a name")
     now = time.time()
     row = {
-        "scope": scope, "owner": _owner(scope, user), "name": name,
-        "value": encrypt(value) if secret else value, "secret": secret,
-        "expire_at": now + ttl if ttl else None, "updated_at": now,
+        "scope": scope,
+        "owner": _owner(scope, user),
+        "name": name,
+        "value": encrypt(value) if secret else value,
+        "secret": secret,
+        "expire_at": now + ttl if ttl else None,
+        "updated_at": now,
     }
     key = (kv.c.scope == scope, kv.c.owner == row["owner"], kv.c.name == name)
     old = conn.execute(sa.select(kv).where(*key)).first()
@@ -56,12 +69,12 @@ def set_value(
     return row
 
 
-def get(
-    conn: Connection, *, scope: str, user: str | None, name: str
-) -> dict[str, Any]:
+def get(conn: Connection, *, scope: str, user: str | None, name: str) -> dict[str, Any]:
     r = conn.execute(
         sa.select(kv).where(
-            kv.c.scope == scope, kv.c.owner == _owner(scope, user), kv.c.name == name,
+            kv.c.scope == scope,
+            kv.c.owner == _owner(scope, user),
+            kv.c.name == name,
             _alive(time.time()),
         )
     ).first()
@@ -71,8 +84,13 @@ def get(
 
 
 def list_(
-    conn: Connection, *, scope: str | None, user: str | None, prefix: str | None = None,
-    limit: int = 100, offset: int = 0,
+    conn: Connection,
+    *,
+    scope: str | None,
+    user: str | None,
+    prefix: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
 ) -> tuple[list[dict[str, Any]], int]:
     where = [_alive(time.time())]
     if scope == "user":

@@ -51,7 +51,8 @@ def _claim_statement(postgres: bool) -> Any:
         work.update()
         .where(work.c.id.in_(ready.scalar_subquery()))
         .values(
-            lease_owner=sa.bindparam("b_owner"), lease_expires=sa.bindparam("b_expires"),
+            lease_owner=sa.bindparam("b_owner"),
+            lease_expires=sa.bindparam("b_expires"),
             attempts=work.c.attempts + 1,
         )
         .returning(work.c.id, work.c.topic, work.c.ref, work.c.payload, work.c.attempts)
@@ -65,10 +66,19 @@ def enqueue(
     conn: Connection, topic: str, ref: str, payload: Any = None, *, delay: float = 0.0
 ) -> None:
     now = time.time()
-    conn.execute(_INSERT, {
-        "topic": topic, "ref": ref, "payload": payload, "available_at": now + delay,
-        "lease_owner": None, "lease_expires": None, "attempts": 0, "created_at": now,
-    })
+    conn.execute(
+        _INSERT,
+        {
+            "topic": topic,
+            "ref": ref,
+            "payload": payload,
+            "available_at": now + delay,
+            "lease_owner": None,
+            "lease_expires": None,
+            "attempts": 0,
+            "created_at": now,
+        },
+    )
     after_commit(conn, "wake", topic)
 
 
@@ -76,10 +86,16 @@ def claim(
     conn: Connection, topic: str, owner: str, *, limit: int, lease_seconds: float
 ) -> list[WorkItem]:
     now = time.time()
-    rows = conn.execute(_CLAIM[conn.dialect.name == "postgresql"], {
-        "b_topic": topic, "b_now": now, "b_limit": limit, "b_owner": owner,
-        "b_expires": now + lease_seconds,
-    }).all()
+    rows = conn.execute(
+        _CLAIM[conn.dialect.name == "postgresql"],
+        {
+            "b_topic": topic,
+            "b_now": now,
+            "b_limit": limit,
+            "b_owner": owner,
+            "b_expires": now + lease_seconds,
+        },
+    ).all()
     return sorted((WorkItem(*r) for r in rows), key=lambda w: w.id)
 
 

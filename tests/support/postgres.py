@@ -50,36 +50,76 @@ class Cluster:
 
     def start(self) -> str:
         subprocess.run(
-            self._cmd(str(self.bindir / "initdb"), "-D", str(self.datadir), "-U", "squall",
-                      "--auth=trust", "-E", "UTF8", "--no-sync"),
-            check=True, capture_output=True,
+            self._cmd(
+                str(self.bindir / "initdb"),
+                "-D",
+                str(self.datadir),
+                "-U",
+                "squall",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ),
+            check=True,
+            capture_output=True,
         )
         opts = f"-h 127.0.0.1 -p {self.port} -k {self.root} -c fsync=off -c max_connections=200"
         subprocess.run(
-            self._cmd(str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-o", opts,
-                      "-l", str(self.root / "log"), "-w", "start"),
-            check=True, capture_output=True,
+            self._cmd(
+                str(self.bindir / "pg_ctl"),
+                "-D",
+                str(self.datadir),
+                "-o",
+                opts,
+                "-l",
+                str(self.root / "log"),
+                "-w",
+                "start",
+            ),
+            check=True,
+            capture_output=True,
         )
         subprocess.run(
-            self._cmd(str(self.bindir / "createdb"), "-h", "127.0.0.1", "-p", str(self.port),
-                      "-U", "squall", "squall"),
-            check=True, capture_output=True,
+            self._cmd(
+                str(self.bindir / "createdb"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                "squall",
+                "squall",
+            ),
+            check=True,
+            capture_output=True,
         )
         return f"postgresql://squall@127.0.0.1:{self.port}/squall"
 
     def new_database(self, name: str) -> str:
         subprocess.run(
-            self._cmd(str(self.bindir / "createdb"), "-h", "127.0.0.1", "-p", str(self.port),
-                      "-U", "squall", name),
-            check=True, capture_output=True,
+            self._cmd(
+                str(self.bindir / "createdb"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                "squall",
+                name,
+            ),
+            check=True,
+            capture_output=True,
         )
         return f"postgresql://squall@127.0.0.1:{self.port}/{name}"
 
     def stop(self) -> None:
         subprocess.run(
-            self._cmd(str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", "immediate",
-                      "stop"),
-            capture_output=True, check=False,
+            self._cmd(
+                str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", "immediate", "stop"
+            ),
+            capture_output=True,
+            check=False,
         )
         time.sleep(0.1)
         shutil.rmtree(self.root, ignore_errors=True)

@@ -21,8 +21,12 @@ PASSWORD = "test-admin-password"
 
 class Server:
     def __init__(
-        self, data_dir: Path | None = None, *, packs_dirs: list[Path] | None = None,
-        env: dict[str, str] | None = None, database_url: str | None = None,
+        self,
+        data_dir: Path | None = None,
+        *,
+        packs_dirs: list[Path] | None = None,
+        env: dict[str, str] | None = None,
+        database_url: str | None = None,
     ) -> None:
         self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="squall-test-"))
         self.port = free_port()

@@ -21,14 +21,19 @@ def write(path: Path, text: str) -> Path:
 def make_test_pack(packs: Path) -> None:
     """A pack exercising secrets, policies, scripts and a broken file."""
     pack = packs / "tpack"
-    write(pack / "pack.yaml", """
+    write(
+        pack / "pack.yaml",
+        """
         name: tpack
         description: test pack
         version: 0.1.0
         author: tests
         email: tests@example.com
-    """)
-    write(pack / "actions" / "secret_echo.yaml", """
+    """,
+    )
+    write(
+        pack / "actions" / "secret_echo.yaml",
+        """
         name: secret_echo
         runner_type: local-shell-cmd
         parameters:
@@ -41,15 +46,21 @@ def make_test_pack(packs: Path) -> None:
           env:
             default:
               TOKEN: "{{ token }}"
-    """)
-    write(pack / "actions" / "flaky.yaml", """
+    """,
+    )
+    write(
+        pack / "actions" / "flaky.yaml",
+        """
         name: flaky
         runner_type: local-shell-cmd
         parameters:
           cmd:
             default: "exit 3"
-    """)
-    write(pack / "actions" / "slow.yaml", """
+    """,
+    )
+    write(
+        pack / "actions" / "slow.yaml",
+        """
         name: slow
         runner_type: local-shell-cmd
         parameters:
@@ -58,18 +69,27 @@ def make_test_pack(packs: Path) -> None:
             default: a
           cmd:
             default: "sleep 0.6"
-    """)
-    write(pack / "actions" / "broken.yaml", """
+    """,
+    )
+    write(
+        pack / "actions" / "broken.yaml",
+        """
         name: broken
         runner_type: local-shell-cmd
         parameters: [unclosed
-    """)
-    write(pack / "actions" / "nofile.yaml", """
+    """,
+    )
+    write(
+        pack / "actions" / "nofile.yaml",
+        """
         name: nofile
         runner_type: local-shell-script
         entry_point: missing.sh
-    """)
-    write(pack / "policies" / "flaky_retry.yaml", """
+    """,
+    )
+    write(
+        pack / "policies" / "flaky_retry.yaml",
+        """
         name: flaky_retry
         resource_ref: tpack.flaky
         policy_type: action.retry
@@ -77,15 +97,19 @@ def make_test_pack(packs: Path) -> None:
           retry_on: failure
           max_retry_count: 2
           delay: 0
-    """)
-    write(pack / "policies" / "slow_concurrency.yaml", """
+    """,
+    )
+    write(
+        pack / "policies" / "slow_concurrency.yaml",
+        """
         name: slow_concurrency
         resource_ref: tpack.slow
         policy_type: action.concurrency
         parameters:
           action: delay
           threshold: 1
-    """)
+    """,
+    )
 
 
 @pytest.fixture(scope="session")

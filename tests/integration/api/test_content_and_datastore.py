@@ -32,7 +32,13 @@ def test_register_reports_broken_files_with_path_and_line(client: httpx.Client) 
 
 def test_runner_types(client: httpx.Client) -> None:
     names = {r["name"] for r in client.get("/api/v1/runnertypes").json()}
-    assert {"local-shell-cmd", "local-shell-script", "python-script", "http-request", "noop"} <= names
+    assert {
+        "local-shell-cmd",
+        "local-shell-script",
+        "python-script",
+        "http-request",
+        "noop",
+    } <= names
     one = client.get("/api/v1/runnertypes/", params={"name": "noop"}).json()
     assert len(one) == 1
 
@@ -41,7 +47,9 @@ def test_datastore_round_trip_and_secrets(client: httpx.Client) -> None:
     r = client.put("/api/v1/keys/greeting", json={"name": "greeting", "value": "hello"})
     assert r.status_code == 200
     assert client.get("/api/v1/keys/greeting").json()["value"] == "hello"
-    r = client.put("/api/v1/keys/db_pass", json={"name": "db_pass", "value": "pa55", "secret": True})
+    r = client.put(
+        "/api/v1/keys/db_pass", json={"name": "db_pass", "value": "pa55", "secret": True}
+    )
     assert r.json()["value"] != "pa55" and r.json()["encrypted"] is True
     assert client.get("/api/v1/keys/db_pass").json()["value"] != "pa55"
     assert client.get("/api/v1/keys/db_pass", params={"decrypt": "true"}).json()["value"] == "pa55"
@@ -59,7 +67,11 @@ def test_datastore_round_trip_and_secrets(client: httpx.Client) -> None:
 def test_datastore_values_render_into_parameters(server: Server, client: httpx.Client) -> None:
     client.put("/api/v1/keys/target", json={"name": "target", "value": "world"})
     client.put("/api/v1/keys/hidden", json={"name": "hidden", "value": "xyzzy", "secret": True})
-    ex = run(client, "core.local", cmd="echo {{ st2kv.system.target }} {{ st2kv.system.hidden | decrypt_kv }}")
+    ex = run(
+        client,
+        "core.local",
+        cmd="echo {{ st2kv.system.target }} {{ st2kv.system.hidden | decrypt_kv }}",
+    )
     done = server.wait_final(client, ex["id"])
     assert done["result"]["stdout"] == "world xyzzy"
 
@@ -83,15 +95,21 @@ def test_api_keys(server: Server, client: httpx.Client) -> None:
     listed = client.get("/api/v1/apikeys").json()
     assert key_id in {k["id"] for k in listed} and all("key" not in k for k in listed)
     assert client.delete(f"/api/v1/apikeys/{key_id}").status_code == 204
-    assert httpx.get(f"{server.url}/api/v1/packs", headers={"St2-Api-Key": key}).status_code in (200, 401)
+    assert httpx.get(f"{server.url}/api/v1/packs", headers={"St2-Api-Key": key}).status_code in (
+        200,
+        401,
+    )
 
 
 def test_stream_delivers_execution_events(server: Server, client: httpx.Client) -> None:
     ex = run(client, "core.local", cmd="echo streamed")
     server.wait_final(client, ex["id"])
     # A tail of a finished execution gets its final event at once, then the stream ends.
-    params = {"st2-api-key": client.headers["St2-Api-Key"], "end_event": "st2.execution__update",
-              "end_execution_id": ex["id"]}
+    params = {
+        "st2-api-key": client.headers["St2-Api-Key"],
+        "end_event": "st2.execution__update",
+        "end_execution_id": ex["id"],
+    }
     with httpx.stream("GET", f"{server.url}/stream/v1/stream", params=params, timeout=10) as resp:
         text = "".join(resp.iter_text())
     assert "event: st2.execution__update" in text and '"succeeded"' in text

@@ -3,6 +3,7 @@ re-run, output, secrets, policies, bad input."""
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import httpx
@@ -74,7 +75,9 @@ def test_cancel_a_running_execution(server: Server, client: httpx.Client) -> Non
 
 def test_rerun_with_changed_parameters(server: Server, client: httpx.Client) -> None:
     first = server.wait_final(client, run(client, "core.local", cmd="echo one")["id"])
-    r = client.post(f"/api/v1/executions/{first['id']}/re_run", json={"parameters": {"cmd": "echo two"}})
+    r = client.post(
+        f"/api/v1/executions/{first['id']}/re_run", json={"parameters": {"cmd": "echo two"}}
+    )
     assert r.status_code == 201, r.text
     second = server.wait_final(client, r.json()["id"])
     assert second["result"]["stdout"] == "two"
@@ -95,7 +98,9 @@ def test_non_utf8_output_and_output_cap(server: Server, client: httpx.Client) ->
     done = server.wait_final(client, run(client, "core.local", cmd=r"printf 'a\xff\xfeb'")["id"])
     assert done["status"] == "succeeded"
     assert done["result"]["stdout"].startswith("a") and done["result"]["stdout"].endswith("b")
-    big = server.wait_final(client, run(client, "core.local", cmd="head -c 200000 /dev/zero | tr '\\0' x")["id"])
+    big = server.wait_final(
+        client, run(client, "core.local", cmd="head -c 200000 /dev/zero | tr '\\0' x")["id"]
+    )
     assert big["status"] == "succeeded"
     stored = client.get(f"/api/v1/executions/{big['id']}/output").text
     assert "output truncated" in stored
@@ -107,16 +112,25 @@ def test_bad_input_gets_clear_errors(server: Server, client: httpx.Client) -> No
     assert r.status_code == 404 and "nope.nothing" in r.json()["faultstring"]
     r = client.post("/api/v1/executions", json={"action": "core.local", "parameters": {}})
     assert r.status_code == 400 and "cmd" in r.json()["faultstring"]
-    r = client.post("/api/v1/executions", json={"action": "core.local",
-                                                "parameters": {"cmd": "true", "timeout": "abc"}})
+    r = client.post(
+        "/api/v1/executions",
+        json={"action": "core.local", "parameters": {"cmd": "true", "timeout": "abc"}},
+    )
     assert r.status_code == 400 and "timeout" in r.json()["faultstring"]
-    r = client.post("/api/v1/executions", json={"action": "core.local",
-                                                "parameters": {"cmd": "true", "bogus": 1}})
+    r = client.post(
+        "/api/v1/executions",
+        json={"action": "core.local", "parameters": {"cmd": "true", "bogus": 1}},
+    )
     assert r.status_code == 400 and "bogus" in r.json()["faultstring"]
-    r = client.post("/api/v1/executions", content=b"{not json", headers={"Content-Type": "application/json"})
+    r = client.post(
+        "/api/v1/executions", content=b"{not json", headers={"Content-Type": "application/json"}
+    )
     assert r.status_code == 400 and "JSON" in r.json()["faultstring"]
-    r = client.post("/api/v1/executions", content=b"x" * (5 * 1024 * 1024),
-                    headers={"Content-Type": "application/json"})
+    r = client.post(
+        "/api/v1/executions",
+        content=b"x" * (5 * 1024 * 1024),
+        headers={"Content-Type": "application/json"},
+    )
     assert r.status_code == 413
     r = client.get("/api/v1/executions/doesnotexist")
     assert r.status_code == 404 and "faultstring" in r.json()
@@ -129,7 +143,9 @@ def test_retry_policy_retries_failures(server: Server, client: httpx.Client) -> 
     server.wait_final(client, ex["id"])
     deadline = time.time() + 20
     while True:
-        rows = client.get("/api/v1/executions", params={"action": "tpack.flaky", "limit": 10}).json()
+        rows = client.get(
+            "/api/v1/executions", params={"action": "tpack.flaky", "limit": 10}
+        ).json()
         if len(rows) >= 3 and all(r["status"] == "failed" for r in rows):
             break
         assert time.time() < deadline, rows
@@ -137,7 +153,9 @@ def test_retry_policy_retries_failures(server: Server, client: httpx.Client) -> 
     time.sleep(0.5)
     rows = client.get("/api/v1/executions", params={"action": "tpack.flaky", "limit": 10}).json()
     assert len(rows) == 3  # the first try and two retries, no more
-    counts = sorted(r["context"].get("policies", {}).get("retry", {}).get("retry_count", 0) for r in rows)
+    counts = sorted(
+        r["context"].get("policies", {}).get("retry", {}).get("retry_count", 0) for r in rows
+    )
     assert counts == [0, 1, 2]
 
 
@@ -147,7 +165,7 @@ def test_concurrency_policy_delays(server: Server, client: httpx.Client) -> None
     assert all(d["status"] == "succeeded" for d in done)
     spans = sorted((d["log"][-2]["timestamp"], d["end_timestamp"]) for d in done)
     # threshold 1: no two ran at the same time
-    for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+    for (_, end), (start, _) in itertools.pairwise(spans):
         assert start >= end
     assert any("delayed" in [e["status"] for e in d["log"]] for d in done)
 

@@ -34,8 +34,12 @@ def test_first_start_creates_admin_credentials(tmp_path: Path) -> None:
         assert r.status_code == 200
         # a second server on the same data directory refuses to start
         second = subprocess.run(
-            [sys.executable, "-m", "squall", "up", "--port", "1"], env=srv.env,
-            capture_output=True, text=True, timeout=60, check=False,
+            [sys.executable, "-m", "squall", "up", "--port", "1"],
+            env=srv.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
         assert second.returncode != 0
         assert "already running" in second.stderr
@@ -54,15 +58,20 @@ def test_first_start_creates_admin_credentials(tmp_path: Path) -> None:
 def test_kill_9_loses_nothing(tmp_path: Path) -> None:
     srv = Server(tmp_path / "data").start()
     with srv.client() as c:
-        running = c.post("/api/v1/executions", json={"action": "core.local",
-                                                     "parameters": {"cmd": "sleep 20"}}).json()
+        running = c.post(
+            "/api/v1/executions", json={"action": "core.local", "parameters": {"cmd": "sleep 20"}}
+        ).json()
         deadline = time.time() + 10
         while c.get(f"/api/v1/executions/{running['id']}").json()["status"] != "running":
             assert time.time() < deadline
             time.sleep(0.05)
-        waiting = [c.post("/api/v1/executions", json={"action": "core.local", "delay": 1500,
-                                                      "parameters": {"cmd": "echo later"}}).json()["id"]
-                   for _ in range(5)]
+        waiting = [
+            c.post(
+                "/api/v1/executions",
+                json={"action": "core.local", "delay": 1500, "parameters": {"cmd": "echo later"}},
+            ).json()["id"]
+            for _ in range(5)
+        ]
     srv.kill()
     srv.start()
     with srv.client() as c:
@@ -76,8 +85,10 @@ def test_kill_9_loses_nothing(tmp_path: Path) -> None:
 
 
 def test_garbage_collection_removes_old_executions(tmp_path: Path) -> None:
-    srv = Server(tmp_path / "data", env={"SQUALL_GC_INTERVAL_SECONDS": "0.5",
-                                         "SQUALL_GC_EXECUTIONS_TTL_DAYS": "0.00002"}).start()
+    srv = Server(
+        tmp_path / "data",
+        env={"SQUALL_GC_INTERVAL_SECONDS": "0.5", "SQUALL_GC_EXECUTIONS_TTL_DAYS": "0.00002"},
+    ).start()
     try:
         with srv.client() as c:
             eid = c.post("/api/v1/executions", json={"action": "core.noop"}).json()["id"]
@@ -96,8 +107,12 @@ def _wheel(dest: Path) -> Path:
     path = dest / "squalltestlib-1.0-py3-none-any.whl"
     files = {
         "squalltestlib/__init__.py": "def shout(s):\n    return s.upper() + '!'\n",
-        "squalltestlib-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: squalltestlib\nVersion: 1.0\n",
-        "squalltestlib-1.0.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        "squalltestlib-1.0.dist-info/METADATA": (
+            "Metadata-Version: 2.1\nName: squalltestlib\nVersion: 1.0\n"
+        ),
+        "squalltestlib-1.0.dist-info/WHEEL": (
+            "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+        ),
     }
     record = "".join(f"{name},,\n" for name in files) + "squalltestlib-1.0.dist-info/RECORD,,\n"
     with zipfile.ZipFile(path, "w") as zf:
@@ -111,14 +126,17 @@ def test_pack_install_builds_a_virtualenv_with_requirements(tmp_path: Path) -> N
     src = tmp_path / "src" / "shouter"
     (src / "actions").mkdir(parents=True)
     wheel = _wheel(tmp_path)
-    (src / "pack.yaml").write_text(textwrap.dedent("""
+    (src / "pack.yaml").write_text(
+        textwrap.dedent("""
         name: shouter
         description: uses a library from requirements.txt
         version: 1.0.0
         author: tests
-    """))
+    """)
+    )
     (src / "requirements.txt").write_text(f"{wheel}\n")
-    (src / "actions" / "shout.yaml").write_text(textwrap.dedent("""
+    (src / "actions" / "shout.yaml").write_text(
+        textwrap.dedent("""
         name: shout
         runner_type: python-script
         entry_point: shout.py
@@ -126,8 +144,10 @@ def test_pack_install_builds_a_virtualenv_with_requirements(tmp_path: Path) -> N
           text:
             type: string
             required: true
-    """))
-    (src / "actions" / "shout.py").write_text(textwrap.dedent("""
+    """)
+    )
+    (src / "actions" / "shout.py").write_text(
+        textwrap.dedent("""
         import sys
         from st2common.runners.base_action import Action
         import squalltestlib
@@ -135,20 +155,27 @@ def test_pack_install_builds_a_virtualenv_with_requirements(tmp_path: Path) -> N
         class Shout(Action):
             def run(self, text):
                 return {"said": squalltestlib.shout(text), "python": sys.executable}
-    """))
+    """)
+    )
     srv = Server(tmp_path / "data").start()
     try:
         with srv.client() as c:
             r = c.post("/api/v1/packs/install", json={"packs": [str(src)]}, timeout=300)
             assert r.status_code == 200, r.text
             assert r.json()["installed"] == ["shouter"] and not r.json()["errors"]
-            eid = c.post("/api/v1/executions", json={"action": "shouter.shout",
-                                                     "parameters": {"text": "hi"}}).json()["id"]
+            eid = c.post(
+                "/api/v1/executions", json={"action": "shouter.shout", "parameters": {"text": "hi"}}
+            ).json()["id"]
             done = srv.wait_final(c, eid)
             assert done["status"] == "succeeded", done["result"]
             assert done["result"]["result"]["said"] == "HI!"
             assert "virtualenvs/shouter" in done["result"]["result"]["python"]
-            assert c.post("/api/v1/packs/install", json={"packs": [str(tmp_path / "nope")]}).status_code == 400
+            assert (
+                c.post(
+                    "/api/v1/packs/install", json={"packs": [str(tmp_path / "nope")]}
+                ).status_code
+                == 400
+            )
     finally:
         srv.stop()
 
@@ -158,10 +185,10 @@ def test_server_runs_on_postgresql(pg_url: str, tmp_path: Path) -> None:
     srv = Server(tmp_path / "data", database_url=pg_url).start()
     try:
         with srv.client() as c:
-            eid = c.post("/api/v1/executions", json={"action": "core.local",
-                                                     "parameters": {"cmd": "echo pg"}}).json()["id"]
+            eid = c.post(
+                "/api/v1/executions",
+                json={"action": "core.local", "parameters": {"cmd": "echo pg"}},
+            ).json()["id"]
             assert srv.wait_final(c, eid)["result"]["stdout"] == "pg"
     finally:
         srv.stop()
-
-

@@ -26,9 +26,19 @@ API_KEY = "cli-test-admin-key-0123456789abcdef"
 SQUALL = [sys.executable, "-c", "from squall.cli.main import main; main()"]
 
 # Inherited settings that would point the server or the CLI somewhere else.
-_FOREIGN = ("SQUALL_API_URL", "SQUALL_API_KEY", "SQUALL_DATA_DIR", "SQUALL_DATABASE_URL",
-            "SQUALL_PACKS_PATH", "SQUALL_HOST", "SQUALL_PORT", "SQUALL_ADMIN_API_KEY",
-            "SQUALL_ADMIN_PASSWORD", "NO_COLOR", "FORCE_COLOR")
+_FOREIGN = (
+    "SQUALL_API_URL",
+    "SQUALL_API_KEY",
+    "SQUALL_DATA_DIR",
+    "SQUALL_DATABASE_URL",
+    "SQUALL_PACKS_PATH",
+    "SQUALL_HOST",
+    "SQUALL_PORT",
+    "SQUALL_ADMIN_API_KEY",
+    "SQUALL_ADMIN_PASSWORD",
+    "NO_COLOR",
+    "FORCE_COLOR",
+)
 
 
 def free_port() -> int:
@@ -60,8 +70,12 @@ class CliServer:
 
     def env(self, **extra: str) -> dict[str, str]:
         """What a CLI user on another machine sets: the URL and the key."""
-        return {**base_env(self.home), "SQUALL_API_URL": self.url, "SQUALL_API_KEY": self.api_key,
-                **extra}
+        return {
+            **base_env(self.home),
+            "SQUALL_API_URL": self.url,
+            "SQUALL_API_KEY": self.api_key,
+            **extra,
+        }
 
 
 def _start(data_dir: Path, home: Path, port: int, timeout: float = 60.0) -> CliServer:
@@ -116,11 +130,21 @@ def squall(cli_server: CliServer) -> Squall:
     """Run ``squall ARGS...`` against the test server; ``env`` replaces the
     environment it gets (default: the server's URL and key)."""
 
-    def run(*args: str, env: dict[str, str] | None = None, input: str | None = None,
-            timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    def run(
+        *args: str,
+        env: dict[str, str] | None = None,
+        input: str | None = None,
+        timeout: float = 60.0,
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [*SQUALL, *args], env=cli_server.env() if env is None else env, input=input,
-            capture_output=True, text=True, timeout=timeout, cwd=cli_server.home, check=False,
+            [*SQUALL, *args],
+            env=cli_server.env() if env is None else env,
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=cli_server.home,
+            check=False,
         )
 
     return run

@@ -109,8 +109,15 @@ def test_run_yaml(squall: Squall) -> None:
 
 
 def test_async_run_then_tail(squall: Squall) -> None:
-    started = ok(squall("run", "core.local", "cmd=for i in 1 2 3; do echo line $i; sleep 0.3; done",
-                        "--async", "--json"))
+    started = ok(
+        squall(
+            "run",
+            "core.local",
+            "cmd=for i in 1 2 3; do echo line $i; sleep 0.3; done",
+            "--async",
+            "--json",
+        )
+    )
     eid = execution_id(started)
     tail = ok(squall("execution", "tail", eid))
     assert tail.stdout == "line 1\nline 2\nline 3\n"
@@ -135,8 +142,21 @@ def test_execution_list_json_parses(squall: Squall) -> None:
     rows = json.loads(ok(squall("execution", "list", "--json")).stdout)
     assert isinstance(rows, list)
     assert eid in [r["id"] for r in rows]
-    only = json.loads(ok(squall("execution", "list", "--action", "core.local", "--status",
-                                "succeeded", "--limit", "5", "--json")).stdout)
+    only = json.loads(
+        ok(
+            squall(
+                "execution",
+                "list",
+                "--action",
+                "core.local",
+                "--status",
+                "succeeded",
+                "--limit",
+                "5",
+                "--json",
+            )
+        ).stdout
+    )
     assert 0 < len(only) <= 5
     assert {r["status"] for r in only} == {"succeeded"}
 
@@ -184,10 +204,13 @@ def test_rerun_with_changed_parameters(squall: Squall) -> None:
 
 def test_action_list_shows_core_local(squall: Squall) -> None:
     result = ok(squall("action", "list"))
-    assert any(line.split()[:2] == ["core.local", "local-shell-cmd"]
-               for line in result.stdout.splitlines())
-    refs = [a["ref"] for a in json.loads(ok(squall("action", "list", "--pack", "core",
-                                                    "--json")).stdout)]
+    assert any(
+        line.split()[:2] == ["core.local", "local-shell-cmd"] for line in result.stdout.splitlines()
+    )
+    refs = [
+        a["ref"]
+        for a in json.loads(ok(squall("action", "list", "--pack", "core", "--json")).stdout)
+    ]
     assert "core.local" in refs
     assert all(r.startswith("core.") for r in refs)
 
@@ -249,8 +272,9 @@ def test_key_round_trip(squall: Squall) -> None:
     listed = json.loads(ok(squall("key", "list", "--prefix", "cli.", "--json")).stdout)
     assert {k["name"] for k in listed} == {"cli.plain", "cli.secret"}
     assert "s3cr3t-value" not in ok(squall("key", "list", "--prefix", "cli.")).stdout
-    decrypted = json.loads(ok(squall("key", "list", "--prefix", "cli.", "--decrypt",
-                                     "--json")).stdout)
+    decrypted = json.loads(
+        ok(squall("key", "list", "--prefix", "cli.", "--decrypt", "--json")).stdout
+    )
     assert {k["name"]: k["value"] for k in decrypted}["cli.secret"] == "s3cr3t-value"
 
     for name in ("cli.plain", "cli.secret"):
@@ -278,8 +302,9 @@ def test_finds_the_server_through_its_credentials_file(
     assert isinstance(json.loads(ok(squall("execution", "list", "--json", env=env)).stdout), list)
 
 
-def test_finds_the_server_in_the_default_data_dir(squall: Squall, cli_server: CliServer,
-                                                  tmp_path: Path) -> None:
+def test_finds_the_server_in_the_default_data_dir(
+    squall: Squall, cli_server: CliServer, tmp_path: Path
+) -> None:
     # A home whose default data directory holds the server's credentials.
     default_dir = tmp_path / ".local" / "share" / "squall"
     default_dir.mkdir(parents=True)
@@ -322,9 +347,18 @@ def test_version(squall: Squall) -> None:
 
 def test_parse_sse() -> None:
     lines = [
-        "retry: 1000", "", ": keep-alive", "",
-        "event: st2.execution__update", 'data: {"id": "a", "status": "running"}', "",
-        "event: message", "id: 7", "data: line one", "data: line two", "",
+        "retry: 1000",
+        "",
+        ": keep-alive",
+        "",
+        "event: st2.execution__update",
+        'data: {"id": "a", "status": "running"}',
+        "",
+        "event: message",
+        "id: 7",
+        "data: line one",
+        "data: line two",
+        "",
     ]
     assert list(parse_sse(lines)) == [
         SseEvent("st2.execution__update", {"id": "a", "status": "running"}),

@@ -7,7 +7,6 @@ import os
 import re
 import shutil
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,8 +20,11 @@ pytestmark = pytest.mark.st2client
 
 
 def _st2_binary() -> str | None:
-    for candidate in (os.environ.get("ST2_CLI"), str(ROOT / ".venv-st2" / "bin" / "st2"),
-                      shutil.which("st2")):
+    for candidate in (
+        os.environ.get("ST2_CLI"),
+        str(ROOT / ".venv-st2" / "bin" / "st2"),
+        shutil.which("st2"),
+    ):
         if candidate and Path(candidate).exists():
             return candidate
     return None
@@ -38,9 +40,12 @@ def st2(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, dict
     srv = Server(tmp_path_factory.mktemp("st2data")).start()
     home = tmp_path_factory.mktemp("st2home")
     env = {
-        "PATH": os.environ.get("PATH", ""), "HOME": str(home),
-        "ST2_API_URL": f"{srv.url}/api/v1", "ST2_AUTH_URL": f"{srv.url}/auth/v1",
-        "ST2_STREAM_URL": f"{srv.url}/stream/v1", "ST2_API_KEY": API_KEY,
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(home),
+        "ST2_API_URL": f"{srv.url}/api/v1",
+        "ST2_AUTH_URL": f"{srv.url}/auth/v1",
+        "ST2_STREAM_URL": f"{srv.url}/stream/v1",
+        "ST2_API_KEY": API_KEY,
         "ST2_CONFIG_FILE": str(home / "st2.conf"),
     }
     (home / "st2.conf").write_text("[cli]\ncache_token = False\n")
@@ -48,26 +53,51 @@ def st2(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, dict
     srv.stop()
 
 
-def st2run(st2: tuple[Server, dict[str, str], str], *args: str, env: dict[str, str] | None = None,
-           timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def st2run(
+    st2: tuple[Server, dict[str, str], str],
+    *args: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 60,
+) -> subprocess.CompletedProcess[str]:
     _srv, base_env, binary = st2
-    return subprocess.run([binary, *args], env={**base_env, **(env or {})}, capture_output=True,
-                          text=True, timeout=timeout, check=False)
+    return subprocess.run(
+        [binary, *args],
+        env={**base_env, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def test_auth_token_from_user_and_password(st2) -> None:
-    srv, env, _ = st2
+    _srv, env, _ = st2
     no_key = {k: v for k, v in env.items() if k != "ST2_API_KEY"}
-    done = subprocess.run([st2[2], "auth", "admin", "-p", PASSWORD, "-t"], env=no_key,
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [st2[2], "auth", "admin", "-p", PASSWORD, "-t"],
+        env=no_key,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     token = done.stdout.strip()
     assert re.fullmatch(r"[0-9a-f]{32}", token)
-    listed = subprocess.run([st2[2], "action", "list", "-p", "core"], env={**no_key, "ST2_AUTH_TOKEN": token},
-                            capture_output=True, text=True, check=False)
+    listed = subprocess.run(
+        [st2[2], "action", "list", "-p", "core"],
+        env={**no_key, "ST2_AUTH_TOKEN": token},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert listed.returncode == 0 and "core.local" in listed.stdout
-    bad = subprocess.run([st2[2], "auth", "admin", "-p", "wrong"], env=no_key,
-                         capture_output=True, text=True, check=False)
+    bad = subprocess.run(
+        [st2[2], "auth", "admin", "-p", "wrong"],
+        env=no_key,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert bad.returncode != 0
 
 
@@ -102,18 +132,25 @@ def test_run_and_execution_commands(st2) -> None:
 
 
 def test_cancel_and_tail(st2) -> None:
-    srv, env, _ = st2
+    srv, _env, _ = st2
     with srv.client() as client:
-        ex = client.post("/api/v1/executions", json={
-            "action": "core.local",
-            "parameters": {"cmd": "sleep 2.5; for i in 1 2 3; do echo tick-$i; sleep 0.3; done"}}).json()
+        ex = client.post(
+            "/api/v1/executions",
+            json={
+                "action": "core.local",
+                "parameters": {
+                    "cmd": "sleep 2.5; for i in 1 2 3; do echo tick-$i; sleep 0.3; done"
+                },
+            },
+        ).json()
         tailed = st2run(st2, "execution", "tail", ex["id"], timeout=30)
         assert tailed.returncode == 0, tailed.stdout + tailed.stderr
         assert "tick-1" in tailed.stdout and "tick-3" in tailed.stdout
         assert "completed" in tailed.stdout
 
-        long = client.post("/api/v1/executions", json={
-            "action": "core.local", "parameters": {"cmd": "sleep 30"}}).json()
+        long = client.post(
+            "/api/v1/executions", json={"action": "core.local", "parameters": {"cmd": "sleep 30"}}
+        ).json()
         deadline = time.time() + 10
         while client.get(f"/api/v1/executions/{long['id']}").json()["status"] != "running":
             assert time.time() < deadline
@@ -129,7 +166,11 @@ def test_action_runner_and_pack_commands(st2) -> None:
     got = st2run(st2, "action", "get", "core.local", "-j")
     assert got.returncode == 0 and json.loads(got.stdout)["runner_type"] == "local-shell-cmd"
     runners = st2run(st2, "runner", "list")
-    assert runners.returncode == 0 and "local-shell-cmd" in runners.stdout and "python-script" in runners.stdout
+    assert (
+        runners.returncode == 0
+        and "local-shell-cmd" in runners.stdout
+        and "python-script" in runners.stdout
+    )
     packs = st2run(st2, "pack", "list")
     assert packs.returncode == 0 and "core" in packs.stdout
     pack = st2run(st2, "pack", "get", "core", "-j")

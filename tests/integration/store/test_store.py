@@ -43,8 +43,9 @@ def test_migrations_reach_head_and_check_passes(db: Database) -> None:
 
 
 def test_execution_create_enqueues_in_same_transaction(db: Database) -> None:
-    row = db.write_sync(lambda c: exe_store.create(
-        c, action=ACTION, parameters={"a": 1}, context={}, user="admin"))
+    row = db.write_sync(
+        lambda c: exe_store.create(c, action=ACTION, parameters={"a": 1}, context={}, user="admin")
+    )
     assert row["status"] == "requested"
     items = db.write_sync(lambda c: queue.claim(c, "schedule", "w1", limit=10, lease_seconds=30))
     assert [i.ref for i in items] == [row["id"]]
@@ -57,7 +58,10 @@ def test_failed_transaction_leaves_no_work(db: Database) -> None:
 
     with pytest.raises(Conflict):
         db.write_sync(create_then_fail)
-    assert db.read_sync(lambda c: c.execute(sa.select(sa.func.count()).select_from(work)).scalar()) == 0
+    assert (
+        db.read_sync(lambda c: c.execute(sa.select(sa.func.count()).select_from(work)).scalar())
+        == 0
+    )
 
 
 def test_claim_lease_and_expiry(db: Database) -> None:
@@ -104,15 +108,24 @@ def test_concurrent_claims_never_share_an_item(db: Database) -> None:
 
 
 def test_status_transitions_are_checked(db: Database) -> None:
-    row = db.write_sync(lambda c: exe_store.create(c, action=ACTION, parameters={}, context={}, user=None))
+    row = db.write_sync(
+        lambda c: exe_store.create(c, action=ACTION, parameters={}, context={}, user=None)
+    )
     row = db.write_sync(lambda c: exe_store.set_status(c, row, Status.SCHEDULED))
     row = db.write_sync(lambda c: exe_store.set_status(c, row, Status.RUNNING))
-    row = db.write_sync(lambda c: exe_store.set_status(c, row, Status.SUCCEEDED, result={"ok": 1}, set_result=True))
+    row = db.write_sync(
+        lambda c: exe_store.set_status(c, row, Status.SUCCEEDED, result={"ok": 1}, set_result=True)
+    )
     with pytest.raises(Conflict, match="already succeeded"):
         db.write_sync(lambda c: exe_store.set_status(c, row, Status.RUNNING))
     stored = db.read_sync(exe_store.get, row["id"])
     assert stored["result"] == {"ok": 1}
-    assert [e["status"] for e in stored["log"]] == ["requested", "scheduled", "running", "succeeded"]
+    assert [e["status"] for e in stored["log"]] == [
+        "requested",
+        "scheduled",
+        "running",
+        "succeeded",
+    ]
     assert stored["end_timestamp"] >= stored["start_timestamp"]
 
 
@@ -138,8 +151,18 @@ def test_group_commit_isolates_a_failing_job(db: Database) -> None:
 
 def test_datastore_secrets_are_encrypted_at_rest(db: Database, tmp_path: Path) -> None:
     ring = KeyRing(tmp_path / "keys.json")
-    db.write_sync(lambda c: kv.set_value(c, scope="system", user=None, name="pw", value="hunter2",
-                                         secret=True, ttl=None, encrypt=ring.encrypt))
+    db.write_sync(
+        lambda c: kv.set_value(
+            c,
+            scope="system",
+            user=None,
+            name="pw",
+            value="hunter2",
+            secret=True,
+            ttl=None,
+            encrypt=ring.encrypt,
+        )
+    )
     raw = db.read_sync(lambda c: kv.get(c, scope="system", user=None, name="pw"))
     assert raw["value"] != "hunter2" and "hunter2" not in raw["value"]
     assert ring.decrypt(raw["value"]) == "hunter2"
@@ -153,10 +176,30 @@ def test_datastore_secrets_are_encrypted_at_rest(db: Database, tmp_path: Path) -
 
 def test_datastore_ttl_and_scopes(db: Database, tmp_path: Path) -> None:
     ring = KeyRing(tmp_path / "keys.json")
-    db.write_sync(lambda c: kv.set_value(c, scope="user", user="alice", name="k", value="a",
-                                         secret=False, ttl=None, encrypt=ring.encrypt))
-    db.write_sync(lambda c: kv.set_value(c, scope="system", user=None, name="short", value="v",
-                                         secret=False, ttl=0.2, encrypt=ring.encrypt))
+    db.write_sync(
+        lambda c: kv.set_value(
+            c,
+            scope="user",
+            user="alice",
+            name="k",
+            value="a",
+            secret=False,
+            ttl=None,
+            encrypt=ring.encrypt,
+        )
+    )
+    db.write_sync(
+        lambda c: kv.set_value(
+            c,
+            scope="system",
+            user=None,
+            name="short",
+            value="v",
+            secret=False,
+            ttl=0.2,
+            encrypt=ring.encrypt,
+        )
+    )
     with pytest.raises(NotFound):
         db.read_sync(lambda c: kv.get(c, scope="user", user="bob", name="k"))
     assert db.read_sync(lambda c: kv.get(c, scope="user", user="alice", name="k"))["value"] == "a"
@@ -167,7 +210,9 @@ def test_datastore_ttl_and_scopes(db: Database, tmp_path: Path) -> None:
 
 
 def test_api_keys_and_tokens_are_stored_hashed(db: Database) -> None:
-    key, row = db.write_sync(lambda c: (auth.create_user(c, "u", "pw"), auth.create_api_key(c, "u"))[1])
+    key, row = db.write_sync(
+        lambda c: (auth.create_user(c, "u", "pw"), auth.create_api_key(c, "u"))[1]
+    )
     assert key not in str(row["key_hash"])
     assert db.read_sync(auth.user_for_api_key, key) == "u"
     assert db.read_sync(auth.user_for_api_key, key + "x") is None
