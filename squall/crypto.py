@@ -56,6 +56,10 @@ class KeyRing:
     def decrypt(self, ciphertext: str) -> str:
         kid, _, body = ciphertext.partition(":")
         key = self.keys.get(kid)
+        if key is None and self.path.exists():
+            # Another process may have rotated the ring: read it again once.
+            self.active, self.keys = self._load_or_create()
+            key = self.keys.get(kid)
         if key is None:
             raise InvalidInput(f"value was encrypted with key {kid!r}, which this key ring lacks")
         raw = base64.b64decode(body)

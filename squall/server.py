@@ -43,6 +43,7 @@ class System:
     owner: str
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     ready: bool = False
+    rotation_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     register_report: RegisterReport | None = None
 
 

@@ -156,6 +156,7 @@ def create_app(settings: Settings, *, start_services: bool = True) -> FastAPI:
 
     for module in (executions, actions, runners, packs, keys, auth, stream):
         app.include_router(module.router)
+    app.include_router(keys.datastore_router)
     app.add_middleware(Authenticate)
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
     app.add_middleware(StripTrailingSlash)

@@ -120,3 +120,17 @@ async def delete_key(
         lambda conn: kv.delete(conn, scope=s, user=user or caller, name=name)
     )
     return Response(status_code=204)
+
+
+datastore_router = APIRouter(prefix="/api/v1/datastore", tags=["datastore"])
+
+
+@datastore_router.post("/rotate-key")
+async def rotate_key(request: Request) -> JSON:
+    """Encrypt every secret value under a new key, then forget the old keys."""
+    sys = system(request)
+    async with sys.rotation_lock:
+        kid = sys.keyring.add_key()
+        count = await sys.db.write(kv.reencrypt_all, sys.keyring.decrypt, sys.keyring.encrypt)
+        sys.keyring.retire_others()
+    return JSON({"active_key": kid, "reencrypted": count})

@@ -381,6 +381,10 @@ class Client:
     def delete_key(self, name: str, *, scope: str | None = None) -> None:
         self.request("DELETE", f"/api/v1/keys/{_q(name)}", params={"scope": scope})
 
+    def rotate_datastore_key(self) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("POST", "/api/v1/datastore/rotate-key")
+        return result
+
     # -- the event stream ---------------------------------------------------------------------
 
     def open_stream(

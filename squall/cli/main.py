@@ -783,6 +783,16 @@ def key_delete(ctx: click.Context, name: str, scope: str) -> None:
     click.echo(f"key {name} deleted")
 
 
+@key.command("rotate")
+@click.pass_context
+def key_rotate(ctx: click.Context) -> None:
+    """Re-encrypt every secret value under a new key and retire the old one."""
+    result = client_of(ctx).rotate_datastore_key()
+    click.echo(
+        f"secrets re-encrypted: {result['reencrypted']}; active key is now {result['active_key']}"
+    )
+
+
 def main() -> None:
     cli.main(prog_name="squall")
 

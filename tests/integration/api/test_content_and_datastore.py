@@ -113,3 +113,19 @@ def test_stream_delivers_execution_events(server: Server, client: httpx.Client) 
     with httpx.stream("GET", f"{server.url}/stream/v1/stream", params=params, timeout=10) as resp:
         text = "".join(resp.iter_text())
     assert "event: st2.execution__update" in text and '"succeeded"' in text
+
+
+def test_datastore_key_rotation_keeps_secrets_readable(
+    server: Server, client: httpx.Client
+) -> None:
+    client.put("/api/v1/keys/rot", json={"name": "rot", "value": "before", "secret": True})
+    ring = server.data_dir / "keys" / "datastore.json"
+    old = ring.read_text()
+    old_cipher = client.get("/api/v1/keys/rot").json()["value"]
+    r = client.post("/api/v1/datastore/rotate-key")
+    assert r.status_code == 200 and r.json()["reencrypted"] >= 1
+    assert ring.read_text() != old
+    assert r.json()["active_key"] in ring.read_text()
+    new_cipher = client.get("/api/v1/keys/rot").json()["value"]
+    assert new_cipher != old_cipher and new_cipher.startswith(r.json()["active_key"] + ":")
+    assert client.get("/api/v1/keys/rot", params={"decrypt": "true"}).json()["value"] == "before"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -170,12 +171,22 @@ def test_pack_install_builds_a_virtualenv_with_requirements(tmp_path: Path) -> N
             assert done["status"] == "succeeded", done["result"]
             assert done["result"]["result"]["said"] == "HI!"
             assert "virtualenvs/shouter" in done["result"]["result"]["python"]
-            assert (
-                c.post(
-                    "/api/v1/packs/install", json={"packs": [str(tmp_path / "nope")]}
-                ).status_code
-                == 400
-            )
+            bad = c.post("/api/v1/packs/install", json={"packs": [str(tmp_path / "nope")]})
+            assert bad.status_code == 400
+
+            # the same pack from a git repository, by URL
+            repo = tmp_path / "repo"
+            shutil.copytree(src, repo)
+            meta = (src / "pack.yaml").read_text().replace("version: 1.0.0", "version: 1.1.0")
+            (repo / "pack.yaml").write_text(meta)
+            git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+            for args in (["init", "-q"], ["add", "."], ["commit", "-qm", "pack"]):
+                subprocess.run([*git, *args], cwd=repo, check=True)
+            r = c.post("/api/v1/packs/install", json={"packs": [f"file://{repo}"]}, timeout=300)
+            assert r.status_code == 200, r.text
+            assert c.get("/api/v1/packs/shouter").json()["version"] == "1.1.0"
+            missing = c.post("/api/v1/packs/install", json={"packs": ["file:///no/such/repo"]})
+            assert missing.status_code == 400 and "could not clone" in missing.json()["faultstring"]
     finally:
         srv.stop()
 

@@ -277,6 +277,11 @@ def test_key_round_trip(squall: Squall) -> None:
     )
     assert {k["name"]: k["value"] for k in decrypted}["cli.secret"] == "s3cr3t-value"
 
+    rotated = ok(squall("key", "rotate"))
+    assert "re-encrypted" in rotated.stdout
+    again = json.loads(ok(squall("key", "get", "cli.secret", "--decrypt", "--json")).stdout)
+    assert again["value"] == "s3cr3t-value"
+
     for name in ("cli.plain", "cli.secret"):
         ok(squall("key", "delete", name))
     gone = squall("key", "get", "cli.secret")
