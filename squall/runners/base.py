@@ -13,6 +13,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from squall.errors import RunnerError
+
 # ``await output("stdout", "text")``: hand a chunk of output to the worker,
 # which stores it (under the per-execution cap) and streams it live.
 OutputSink = Callable[[str, str], Awaitable[None]]
@@ -32,6 +34,28 @@ class RunContext:
     env: dict[str, str] = field(default_factory=dict)  # extra environment for child processes
     secrets: list[str] = field(default_factory=list)  # values to mask in output
     python: str | None = None  # interpreter for python actions (the pack's venv)
+
+
+def effective_timeout(ctx: RunContext) -> float | None:
+    """``ctx.timeout`` when set, else the ``timeout`` runner parameter; <= 0 means none."""
+    value: Any = ctx.timeout
+    if value is None:
+        value = ctx.runner_parameters.get("timeout")
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise RunnerError(f"timeout must be a number of seconds, got {value!r}") from None
+    return seconds if seconds > 0 else None
+
+
+# Any JSON value: the schema of results a runner cannot know the shape of.
+ANY_JSON: dict[str, Any] = {
+    "anyOf": [
+        {"type": t} for t in ("object", "string", "integer", "number", "boolean", "array", "null")
+    ]
+}
 
 
 @dataclass

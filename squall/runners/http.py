@@ -33,7 +33,7 @@ import httpx
 
 from squall import __version__
 from squall.errors import RunnerError
-from squall.runners.base import OutputSink, RunContext, RunnerType, RunResult
+from squall.runners.base import ANY_JSON, OutputSink, RunContext, RunnerType, RunResult
 from squall.runners.output import mask_secrets, truncation_marker
 
 __all__ = ["HTTP_REQUEST_META", "HttpRequestRunner"]
@@ -52,17 +52,7 @@ HTTP_REQUEST_META = RunnerType(
         "type": "object",
         "properties": {
             "status_code": {"type": "integer"},
-            "body": {
-                "anyOf": [
-                    {"type": "object"},
-                    {"type": "string"},
-                    {"type": "integer"},
-                    {"type": "number"},
-                    {"type": "boolean"},
-                    {"type": "array"},
-                    {"type": "null"},
-                ]
-            },
+            "body": ANY_JSON,
             "parsed": {"type": "boolean"},
             "headers": {"type": "object"},
         },

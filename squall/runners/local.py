@@ -37,7 +37,13 @@ from typing import Any
 
 from squall.core.params import script_arguments
 from squall.errors import RunnerError
-from squall.runners.base import OutputSink, RunContext, RunnerType, RunResult
+from squall.runners.base import (
+    OutputSink,
+    RunContext,
+    RunnerType,
+    RunResult,
+    effective_timeout,
+)
 from squall.runners.output import DEFAULT_MAX_OUTPUT_BYTES, maybe_json, strip_trailing_newline
 from squall.runners.process import DEFAULT_KILL_GRACE, ProcessOutcome, run_process
 
@@ -146,20 +152,6 @@ _SUDO_BAD_PASSWORD = re.compile(r"sudo: \d+ incorrect password attempts?")
 _SUDO_USER = re.compile(r"\[sudo\] password for (.+?):")
 
 
-def _effective_timeout(ctx: RunContext) -> float | None:
-    """``ctx.timeout`` when set, else the ``timeout`` runner parameter; <= 0 means none."""
-    value: Any = ctx.timeout
-    if value is None:
-        value = ctx.runner_parameters.get("timeout")
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        raise RunnerError(f"timeout must be a number of seconds, got {value!r}") from None
-    return seconds if seconds > 0 else None
-
-
 def _env_overrides(ctx: RunContext, extra: Any) -> dict[str, str]:
     """What to add to the worker's environment: the ``env`` parameter, then ``ctx.env``."""
     env: dict[str, str] = {
@@ -224,7 +216,7 @@ class _LocalShellRunner:
         params = ctx.runner_parameters
         sudo = bool(params.get("sudo"))
         sudo_password = params.get("sudo_password") or None
-        timeout = _effective_timeout(ctx)
+        timeout = effective_timeout(ctx)
         argv = self._argv(ctx)
         cwd = params.get("cwd") or None
         env = _env_overrides(ctx, params.get("env"))

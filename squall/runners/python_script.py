@@ -36,7 +36,14 @@ from pathlib import Path
 from typing import Any
 
 from squall.errors import RunnerError
-from squall.runners.base import OutputSink, RunContext, RunnerType, RunResult
+from squall.runners.base import (
+    ANY_JSON,
+    OutputSink,
+    RunContext,
+    RunnerType,
+    RunResult,
+    effective_timeout,
+)
 from squall.runners.output import DEFAULT_MAX_OUTPUT_BYTES, mask_secrets
 from squall.runners.process import DEFAULT_KILL_GRACE, ProcessOutcome, run_process
 
@@ -55,17 +62,7 @@ PYTHON_SCRIPT_META = RunnerType(
     output_schema={
         "type": "object",
         "properties": {
-            "result": {
-                "anyOf": [
-                    {"type": "object"},
-                    {"type": "string"},
-                    {"type": "integer"},
-                    {"type": "number"},
-                    {"type": "boolean"},
-                    {"type": "array"},
-                    {"type": "null"},
-                ]
-            },
+            "result": ANY_JSON,
             "stderr": {"type": "string", "required": True},
             "stdout": {"type": "string", "required": True},
             "exit_code": {"type": "integer", "required": True},
@@ -101,19 +98,6 @@ PYTHON_SCRIPT_META = RunnerType(
         },
     },
 )
-
-
-def _effective_timeout(ctx: RunContext) -> float | None:
-    value: Any = ctx.timeout
-    if value is None:
-        value = ctx.runner_parameters.get("timeout")
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        raise RunnerError(f"timeout must be a number of seconds, got {value!r}") from None
-    return seconds if seconds > 0 else None
 
 
 def _pack_dir(ctx: RunContext, entry_point: str) -> str | None:
@@ -178,7 +162,7 @@ class PythonScriptRunner:
                 f"entry point {entry_point} of action {ctx.action_ref} does not exist"
             )
         python = ctx.python or sys.executable
-        timeout = _effective_timeout(ctx)
+        timeout = effective_timeout(ctx)
         log_level = str(ctx.runner_parameters.get("log_level") or "DEBUG").upper()
         try:
             payload = json.dumps(

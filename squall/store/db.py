@@ -164,14 +164,7 @@ class Database:
 
             self._write_queue.put((fn, args, settle))
             return done.result()
-        with self.write_engine.connect() as conn:
-            try:
-                with conn.begin():
-                    result = fn(conn, *args)
-            except sa.exc.SQLAlchemyError as exc:
-                raise translate(exc) from exc
-            self._deliver(_take_effects(conn))
-            return result
+        return self._write_one(fn, args)
 
     def _read_sync(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
         try:
