@@ -1,27 +1,35 @@
 # The two commands of the Quick start, and a few for developers.
+# Everything is installed into a virtual environment (.venv), so nothing
+# touches the system's Python.
 PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
 PACKS ?= examples/packs
 
 .PHONY: up install test deps lint unit bench
 
-install:
-	$(PYTHON) -m pip install -q -e .
+$(PY):
+	scripts/make-venv $(PYTHON) $(VENV)
+
+install: $(PY)
+	$(PY) -m pip install -q --disable-pip-version-check -e .
 
 up: install
-	squall up --packs-dir $(PACKS)
+	$(VENV)/bin/squall up --packs-dir $(PACKS)
 
-deps:
-	scripts/test-deps
+deps: $(PY)
+	PYTHON=$(PY) scripts/test-deps
 
 lint:
-	$(PYTHON) -m ruff check squall tests bench
-	$(PYTHON) -m mypy squall/core
+	$(PY) -m ruff check squall tests bench
+	$(PY) -m ruff format --check squall tests bench
+	$(PY) -m mypy squall/core
 
 test: deps lint
-	$(PYTHON) -m pytest
+	$(PY) -m pytest
 
-unit:
-	$(PYTHON) -m pytest tests/unit -q
+unit: $(PY)
+	$(PY) -m pytest tests/unit -q
 
 bench: install
-	$(PYTHON) bench/run.py
+	$(PY) bench/run.py
