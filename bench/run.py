@@ -199,6 +199,16 @@ async def main_async(args: argparse.Namespace, base: str, pid: int) -> dict:
     return results
 
 
+def calibrate() -> float:
+    """Seconds a fixed pure-Python loop takes here and now: this machine's
+    speed varies with its neighbours, so every figure is recorded with it."""
+    start = time.perf_counter()
+    total = 0
+    for i in range(5_000_000):
+        total += i
+    return round(time.perf_counter() - start, 3)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -232,7 +242,7 @@ def main() -> None:
             ready_at = time.time()
             time.sleep(5)
             idle = rss_mb(server.pid)
-            results = {"idle_rss_mb": round(idle, 1)}
+            results = {"idle_rss_mb": round(idle, 1), "calibration_loop_s": calibrate()}
             results.update(asyncio.run(main_async(args, base, server.pid)))
             results["started"] = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ready_at))
         finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -111,6 +112,10 @@ def create_app(settings: Settings, *, start_services: bool = True) -> FastAPI:
         finally:
             await stop_system(system)
 
+    options: dict[str, Any] = {}
+    if "telemetry" in inspect.signature(FastAPI).parameters:
+        # Per-request tracing hooks cost more than the routes themselves here.
+        options["telemetry"] = {"tracing": False, "metrics": False}
     app = FastAPI(
         title="Squall",
         version=__version__,
@@ -118,6 +123,7 @@ def create_app(settings: Settings, *, start_services: bool = True) -> FastAPI:
         openapi_url="/api/v1/openapi.json",
         docs_url="/api/v1/docs",
         redoc_url=None,
+        **options,
     )
 
     @app.exception_handler(SquallError)

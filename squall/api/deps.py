@@ -4,7 +4,7 @@ shapes for timestamps and lists."""
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -27,9 +27,14 @@ def system(request: Request) -> System:
 
 
 def iso(ts: float | None) -> str | None:
+    """StackStorm's time format: 2026-01-31T12:00:00.000000Z."""
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    seconds = int(ts)
+    micros = round((ts - seconds) * 1_000_000)
+    if micros == 1_000_000:
+        seconds, micros = seconds + 1, 0
+    return f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(seconds))}.{micros:06d}Z"
 
 
 def parse_time(value: str | None, name: str) -> float | None:
@@ -42,12 +47,17 @@ def parse_time(value: str | None, name: str) -> float | None:
 
 
 def _credential(request: Request) -> tuple[str, str] | None:
-    h, q = request.headers, request.query_params
-    key = h.get("st2-api-key") or q.get("st2-api-key") or q.get("api_key")
-    if key:
+    h = request.headers
+    if key := h.get("st2-api-key"):
         return "key", key
-    token = h.get("x-auth-token") or q.get("x-auth-token") or q.get("token")
-    if token:
+    if token := h.get("x-auth-token"):
+        return "token", token
+    # The stream is authenticated in the query string (browsers' EventSource
+    # cannot send headers, and the st2 client does it that way).
+    q = request.query_params
+    if key := q.get("st2-api-key") or q.get("api_key"):
+        return "key", key
+    if token := q.get("x-auth-token") or q.get("token"):
         return "token", token
     return None
 

@@ -14,7 +14,18 @@ from squall.runners.registry import runner_types
 router = APIRouter(prefix="/api/v1/runnertypes", tags=["runners"])
 
 
+_views: dict[str, dict[str, Any]] = {}
+
+
 def runner_view(meta: RunnerType) -> dict[str, Any]:
+    """A runner type as StackStorm shows it (built once per runner: treat as read-only)."""
+    view = _views.get(meta.name)
+    if view is None:
+        view = _views[meta.name] = _build_view(meta)
+    return view
+
+
+def _build_view(meta: RunnerType) -> dict[str, Any]:
     return {
         "id": meta.name,
         "name": meta.name,
