@@ -49,5 +49,5 @@ async def list_runners(name: str | None = None) -> JSON:
 async def get_runner(name_or_id: str) -> JSON:
     for r in runner_types():
         if r.name == name_or_id:
-            return runner_view(r)
+            return JSON(runner_view(r))
     raise NotFound(f"no runner type {name_or_id!r}")
