@@ -126,7 +126,7 @@ async def start_system(settings: Settings, *, register_packs: bool = True) -> Sy
     lease = settings.lease_seconds
     system.tasks = [
         asyncio.create_task(Scheduler(db, bus, system.owner, lease).run(), name="scheduler"),
-        asyncio.create_task(Worker(db, bus, settings, system.owner).run(), name="worker"),
+        asyncio.create_task(Worker(db, bus, settings, system.owner, keyring).run(), name="worker"),
         asyncio.create_task(GarbageCollector(db, settings).run(), name="gc"),
     ]
     system.ready = True

@@ -128,3 +128,23 @@ async def delete_apikey(request: Request, key_id: str) -> Response:
     await system(request).db.write(delete)
     forget_credentials()
     return Response(status_code=204)
+
+
+@router.get("/api/v1/user")
+async def whoami(request: Request) -> JSON:
+    """Who the caller is, shaped like StackStorm's answer."""
+    user = requester(request)
+    row = await system(request).db.read(auth.get_user, user)
+    return JSON(
+        {
+            "username": user,
+            "authentication": {
+                "method": "api_key" if request.headers.get("st2-api-key") else "token"
+            },
+            "rbac": {
+                "enabled": False,
+                "roles": ["admin"] if row and row["is_admin"] else [],
+                "is_admin": bool(row and row["is_admin"]),
+            },
+        }
+    )

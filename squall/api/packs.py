@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from squall.api.deps import JSON, json_body, system
-from squall.errors import InvalidInput
+from squall.errors import ContentError, InvalidInput
 from squall.services import packs as pack_svc
 from squall.store import content
 
@@ -67,6 +67,17 @@ async def install(request: Request) -> JSON:
         name = await asyncio.to_thread(pack_svc.install, source, sys.settings, progress=log.append)
         names.append(name)
     report = await pack_svc.register_all(sys.db, sys.settings, names)
+    for name in names:
+        target = sys.settings.user_packs_dir / name
+        in_use = (await sys.db.read(content.get_pack, name))["path"]
+        if in_use != str(target):
+            report.errors.append(
+                ContentError(
+                    str(target),
+                    f"pack {name} was installed here, but the copy in {in_use} comes first in the "
+                    "packs path and is the one in use",
+                )
+            )
     return JSON({**report.to_dict(), "installed": names, "log": log})
 
 

@@ -103,6 +103,7 @@ _BOOL_KEYS = ("required", "secret", "immutable", "uniqueItems", "exclusiveMaximu
 _COMMON_KEYS = frozenset({"id", "uid", "ref", "name", "pack", "description", "metadata_file"})
 _ACTION_KEYS = _COMMON_KEYS | {
     "enabled", "runner_type", "entry_point", "parameters", "output_schema", "tags", "notify",
+    "idempotent",  # Squall: safe to run again after a worker died mid-run
 }  # fmt: skip
 _RULE_KEYS = _COMMON_KEYS | {
     "type", "trigger", "criteria", "action", "enabled", "context", "tags",

@@ -34,6 +34,7 @@ class RunContext:
     env: dict[str, str] = field(default_factory=dict)  # extra environment for child processes
     secrets: list[str] = field(default_factory=list)  # values to mask in output
     python: str | None = None  # interpreter for python actions (the pack's venv)
+    max_output_bytes: int | None = None  # cap on stdout/stderr kept in the result
 
 
 def effective_timeout(ctx: RunContext) -> float | None:

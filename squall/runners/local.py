@@ -259,7 +259,7 @@ class _LocalShellRunner:
                 stdin_data=stdin_data,
                 timeout=timeout,
                 secrets=secrets,
-                max_output_bytes=self.max_output_bytes,
+                max_output_bytes=ctx.max_output_bytes or self.max_output_bytes,
                 kill_grace=self.kill_grace,
                 sudo=sudo,
             )

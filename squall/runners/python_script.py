@@ -186,7 +186,7 @@ class PythonScriptRunner:
                 stdin_data=payload,
                 timeout=timeout,
                 secrets=ctx.secrets,
-                max_output_bytes=self.max_output_bytes,
+                max_output_bytes=ctx.max_output_bytes or self.max_output_bytes,
                 kill_grace=self.kill_grace,
                 side_channel=True,
             )

@@ -69,7 +69,7 @@ def prepare_parameters(
     schema = parameter_schema(action)
     cast = core_params.cast_parameters(schema, given)
     lookup = StoreKeyLookup(conn, user, keyring)
-    config = content.pack_config(conn, action["pack"]) if _has_template(schema, cast) else {}
+    config = pack_config(conn, action["pack"], user, keyring) if _has_template(schema, cast) else {}
     render_ctx = templating.build_context(
         kv=lookup,
         config=config,
@@ -81,19 +81,31 @@ def prepare_parameters(
     return {k: v for k, v in {**runner_params, **action_params}.items() if v is not None}
 
 
+def _templated(value: Any) -> bool:
+    if isinstance(value, str):
+        return "{{" in value or "{%" in value
+    if isinstance(value, dict):
+        return any(_templated(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_templated(v) for v in value)
+    return False
+
+
 def _has_template(schema: dict[str, Any], given: dict[str, Any]) -> bool:
     """Whether rendering could read the pack config (saves a query when not)."""
+    return _templated(given) or any(_templated(m.get("default")) for m in schema.values())
 
-    def templated(value: Any) -> bool:
-        if isinstance(value, str):
-            return "{{" in value or "{%" in value
-        if isinstance(value, dict):
-            return any(templated(v) for v in value.values())
-        if isinstance(value, list):
-            return any(templated(v) for v in value)
-        return False
 
-    return templated(given) or any(templated(m.get("default")) for m in schema.values())
+def pack_config(conn: Connection, pack: str, user: str | None, keyring: KeyRing) -> dict[str, Any]:
+    """The pack's config as actions see it: templates in its values (such as
+    ``{{ st2kv.system.api_token | decrypt_kv }}``) rendered for ``user``."""
+    config = content.pack_config(conn, pack)
+    if not _templated(config):
+        return config
+    lookup = StoreKeyLookup(conn, user, keyring)
+    context = templating.build_context(kv=lookup, decrypt=lookup.decrypt)
+    rendered: dict[str, Any] = templating.render_value(config, context)
+    return rendered
 
 
 def request(
@@ -110,8 +122,8 @@ def request(
     action = content.get_action(conn, action_ref)
     if not action.get("enabled", True):
         raise InvalidInput(f"action {action['ref']} is disabled; enable it before running it")
-    final = prepare_parameters(conn, action, parameters, user, keyring, context)
     ctx = {"user": user, **(context or {})}
+    final = prepare_parameters(conn, action, parameters, user, keyring, ctx)
     # Only a concurrency policy can hold an execution back; without one the
     # scheduler would have nothing to decide, so the execution skips it.
     held = any(

@@ -17,6 +17,7 @@ from squall.config import Settings
 from squall.errors import ContentError, InvalidInput, SquallError
 from squall.packs.loader import LoadedPack, discover_packs, load_pack, load_yaml
 from squall.runners.registry import runner_types
+from squall.services.executions import parameter_schema
 from squall.store import content
 from squall.store.db import Database
 
@@ -29,10 +30,12 @@ class RegisterReport:
     actions: int = 0
     policies: int = 0
     errors: list[ContentError] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "packs": self.packs,
+            "removed": self.removed,
             "actions": self.actions,
             "policies": self.policies,
             "errors": [e.to_dict() for e in self.errors],
@@ -58,6 +61,13 @@ def _prepare_actions(
                     f"action {action['ref']} uses runner type {action['runner_type']!r}, "
                     f"which this Squall does not have (it has: {', '.join(sorted(known))})",
                 )
+            )
+            continue
+        try:
+            parameter_schema(action)
+        except SquallError as exc:
+            report.errors.append(
+                ContentError(str(pack.path / action.get("metadata_file", "")), exc.message)
             )
             continue
         extra: dict[str, Any] = {"pack_path": str(pack.path)}
@@ -100,12 +110,14 @@ async def register_all(
     """Load every pack from the packs directories (or just ``only``) and store it.
     A broken pack or file is reported and skipped; the rest is registered."""
     report = RegisterReport()
+    found: set[str] = set()
     for pack_dir in discover_packs(settings.all_packs_dirs):
         try:
             pack = load_pack(pack_dir, settings.configs_dir)
         except ContentError as exc:
             report.errors.append(exc)
             continue
+        found.add(pack.ref)
         if only and pack.ref not in only:
             continue
         report.errors.extend(pack.errors)
@@ -118,6 +130,12 @@ async def register_all(
         report.packs.append(pack.ref)
         report.actions += counts["actions"]
         report.policies += counts["policies"]
+    if not only:
+        # A full registration mirrors the disk: packs that are gone are removed.
+        for row in await db.read(content.list_packs):
+            if row["ref"] not in found:
+                await db.write(content.unregister_pack, row["ref"])
+                report.removed.append(row["ref"])
     if only:
         missing = set(only) - set(report.packs)
         for name in sorted(missing):

@@ -24,11 +24,12 @@ from squall.config import Settings
 from squall.core import params as core_params
 from squall.core.executions import Status, is_final
 from squall.core.policies import retry_decision
+from squall.crypto import KeyRing
 from squall.errors import StoreUnavailable
 from squall.runners.base import RunContext, RunResult
 from squall.runners.registry import get_runner
 from squall.services.bus import Bus, wait_for_wake
-from squall.services.executions import parameter_schema
+from squall.services.executions import pack_config, parameter_schema
 from squall.services.scheduler import until
 from squall.store import auth, content, queue
 from squall.store import executions as exe_store
@@ -80,7 +81,12 @@ class Job:
 
 
 def start_batch(
-    conn: Connection, owner: str, limit: int, lease_seconds: float, token_ttl: float
+    conn: Connection,
+    owner: str,
+    limit: int,
+    lease_seconds: float,
+    token_ttl: float,
+    keyring: KeyRing,
 ) -> list[tuple[int, dict[str, Any], dict[str, Any], str | None]]:
     items = queue.claim(conn, RUN, owner, limit=limit, lease_seconds=lease_seconds)
     if not items:
@@ -113,19 +119,19 @@ def start_batch(
         conn, [(r, Status.RUNNING, UNSET, None) for _, r in scheduled]
     )
     now_running = {r["id"]: r for r in running}
-    configs: dict[str, dict[str, Any]] = {}
+    configs: dict[tuple[str, str | None], dict[str, Any]] = {}
     started = []
     for item_id, row in to_run:
         row = now_running.get(row["id"], row)
-        pack = row["action"].get("pack", "")
-        if pack not in configs:
-            configs[pack] = content.pack_config(conn, pack)
+        key = (row["action"].get("pack", ""), row["user"])
+        if key not in configs:
+            configs[key] = pack_config(conn, key[0], key[1], keyring)
         token = None
         if row["runner_type"] in _TOKEN_RUNNERS:
             token = auth.create_token(
                 conn, row["user"] or "system", token_ttl, {"execution_id": row["id"]}
             )["token"]
-        started.append((item_id, row, configs[pack], token))
+        started.append((item_id, row, configs[key], token))
     return started
 
 
@@ -208,8 +214,10 @@ class Worker:
         bus: Bus,
         settings: Settings,
         owner: str,
+        keyring: KeyRing,
     ) -> None:
         self.db, self.bus, self.settings, self.owner = db, bus, settings, owner
+        self.keyring = keyring
         self.jobs: dict[str, Job] = {}
         self.lease = settings.lease_seconds
         self._slots = asyncio.Event()
@@ -248,7 +256,12 @@ class Worker:
             wake.clear()
             try:
                 started = await self.db.write(
-                    start_batch, self.owner, free, self.lease, self.lease * 4 + 3600
+                    start_batch,
+                    self.owner,
+                    free,
+                    self.lease,
+                    self.lease * 4 + 3600,
+                    self.keyring,
                 )
             except Exception:
                 log.exception("claiming work failed; retrying")
@@ -297,6 +310,7 @@ class Worker:
             env=env,
             secrets=secrets,
             python=action.get("python"),
+            max_output_bytes=self.settings.output_cap_bytes,
         )
 
     async def _execute(self, job: Job) -> None:

@@ -88,6 +88,46 @@ def make_test_pack(packs: Path) -> None:
     """,
     )
     write(
+        pack / "actions" / "bad_override.yaml",
+        """
+        name: bad_override
+        runner_type: local-shell-cmd
+        parameters:
+          env:
+            type: string
+    """,
+    )
+    write(
+        pack / "actions" / "show_config.yaml",
+        """
+        name: show_config
+        runner_type: python-script
+        entry_point: show_config.py
+    """,
+    )
+    write(
+        pack / "actions" / "show_config.py",
+        """
+        from st2common.runners.base_action import Action
+
+        class ShowConfig(Action):
+            def run(self):
+                return {"token": self.config["token"], "region": self.config["region"]}
+    """,
+    )
+    write(
+        pack / "config.schema.yaml",
+        """
+        token:
+          type: string
+          secret: true
+          required: true
+        region:
+          type: string
+          default: eu-west-1
+    """,
+    )
+    write(
         pack / "policies" / "flaky_retry.yaml",
         """
         name: flaky_retry
@@ -116,8 +156,11 @@ def make_test_pack(packs: Path) -> None:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     packs = tmp_path_factory.mktemp("packs")
     make_test_pack(packs)
+    data = tmp_path_factory.mktemp("data")
+    # Pack configs may read the datastore; the key is set by the test that needs it.
+    write(data / "configs" / "tpack.yaml", 'token: "{{ st2kv.system.cfg_token | decrypt_kv }}"\n')
     srv = Server(
-        tmp_path_factory.mktemp("data"),
+        data,
         packs_dirs=[ROOT / "examples" / "packs", packs],
         env={"SQUALL_OUTPUT_CAP_BYTES": "20000"},
     ).start()

@@ -27,6 +27,8 @@ def test_register_reports_broken_files_with_path_and_line(client: httpx.Client) 
     broken = [e for e in errors if e["path"].endswith("broken.yaml")]
     assert broken and broken[0]["line"] is not None
     assert any("missing.sh" in e["faultstring"] for e in errors)
+    override = [e for e in errors if e["path"].endswith("bad_override.yaml")]
+    assert override and "cannot change the runner parameter" in override[0]["faultstring"]
     assert r.json()["actions"] >= 3
 
 
@@ -129,3 +131,27 @@ def test_datastore_key_rotation_keeps_secrets_readable(
     new_cipher = client.get("/api/v1/keys/rot").json()["value"]
     assert new_cipher != old_cipher and new_cipher.startswith(r.json()["active_key"] + ":")
     assert client.get("/api/v1/keys/rot", params={"decrypt": "true"}).json()["value"] == "before"
+
+
+def test_pack_config_renders_datastore_values(server: Server, client: httpx.Client) -> None:
+    client.put(
+        "/api/v1/keys/cfg_token", json={"name": "cfg_token", "value": "t0k3n", "secret": True}
+    )
+    ex = run(client, "tpack.show_config")
+    done = server.wait_final(client, ex["id"])
+    assert done["status"] == "succeeded", done["result"]
+    assert done["result"]["result"]["region"] == "eu-west-1"  # schema default
+    # the template in the config file was rendered with the decrypted key
+    assert done["result"]["result"]["token"] == "t0k3n"
+
+
+def test_templates_see_the_action_context(server: Server, client: httpx.Client) -> None:
+    done = server.wait_final(
+        client, run(client, "core.local", cmd="echo {{ action_context.user }}")["id"]
+    )
+    assert done["result"]["stdout"] == "admin"
+
+
+def test_whoami(client: httpx.Client) -> None:
+    me = client.get("/api/v1/user").json()
+    assert me["username"] == "admin" and me["rbac"]["is_admin"] is True

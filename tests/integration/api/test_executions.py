@@ -105,6 +105,8 @@ def test_non_utf8_output_and_output_cap(server: Server, client: httpx.Client) ->
     stored = client.get(f"/api/v1/executions/{big['id']}/output").text
     assert "output truncated" in stored
     assert len(stored) < 25000
+    # the result keeps no more than the same cap
+    assert len(big["result"]["stdout"]) < 25000 and "truncated" in big["result"]["stdout"]
 
 
 def test_bad_input_gets_clear_errors(server: Server, client: httpx.Client) -> None:

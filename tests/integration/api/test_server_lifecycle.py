@@ -56,14 +56,37 @@ def test_first_start_creates_admin_credentials(tmp_path: Path) -> None:
         srv.stop()
 
 
+def _idempotent_pack(packs: Path) -> None:
+    pack = packs / "idem"
+    (pack / "actions").mkdir(parents=True)
+    (pack / "pack.yaml").write_text(
+        "name: idem\ndescription: safe to repeat\nversion: 1.0.0\nauthor: tests\n"
+    )
+    (pack / "actions" / "sync.yaml").write_text(
+        textwrap.dedent("""
+        name: sync
+        runner_type: local-shell-cmd
+        idempotent: true
+        parameters:
+          cmd:
+            default: "sleep 1.5; echo synced"
+    """)
+    )
+
+
 def test_kill_9_loses_nothing(tmp_path: Path) -> None:
-    srv = Server(tmp_path / "data").start()
+    _idempotent_pack(tmp_path / "packs")
+    srv = Server(tmp_path / "data", packs_dirs=[tmp_path / "packs"]).start()
     with srv.client() as c:
         running = c.post(
             "/api/v1/executions", json={"action": "core.local", "parameters": {"cmd": "sleep 20"}}
         ).json()
         deadline = time.time() + 10
         while c.get(f"/api/v1/executions/{running['id']}").json()["status"] != "running":
+            assert time.time() < deadline
+            time.sleep(0.05)
+        again = c.post("/api/v1/executions", json={"action": "idem.sync"}).json()
+        while c.get(f"/api/v1/executions/{again['id']}").json()["status"] != "running":
             assert time.time() < deadline
             time.sleep(0.05)
         waiting = [
@@ -79,6 +102,8 @@ def test_kill_9_loses_nothing(tmp_path: Path) -> None:
         crashed = srv.wait_final(c, running["id"])
         assert crashed["status"] == "abandoned"
         assert "not run again" in crashed["result"]["error"]
+        rerun = srv.wait_final(c, again["id"])  # declared idempotent: run again, to the end
+        assert rerun["status"] == "succeeded" and rerun["result"]["stdout"] == "synced"
         for eid in waiting:
             done = srv.wait_final(c, eid)
             assert done["status"] == "succeeded" and done["result"]["stdout"] == "later"
@@ -187,6 +212,13 @@ def test_pack_install_builds_a_virtualenv_with_requirements(tmp_path: Path) -> N
             assert c.get("/api/v1/packs/shouter").json()["version"] == "1.1.0"
             missing = c.post("/api/v1/packs/install", json={"packs": ["file:///no/such/repo"]})
             assert missing.status_code == 400 and "could not clone" in missing.json()["faultstring"]
+
+            # a pack deleted from disk is unregistered by the next full registration
+            shutil.rmtree(srv.data_dir / "packs" / "shouter")
+            r = c.post("/api/v1/packs/register", json={})
+            assert r.json()["removed"] == ["shouter"]
+            assert c.get("/api/v1/packs/shouter").status_code == 404
+            assert c.get("/api/v1/actions/shouter.shout").status_code == 404
     finally:
         srv.stop()
 
