@@ -37,8 +37,12 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         for name, value in scope.get("headers", []):
-            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
-                await _too_large(send, self.limit)
+            if name == b"content-length" and value.isdigit():
+                if int(value) > self.limit:
+                    await _too_large(send, self.limit)
+                    return
+                # The server reads no more than a declared length: nothing to count.
+                await self.app(scope, receive, send)
                 return
         seen = 0
 

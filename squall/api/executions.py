@@ -40,10 +40,14 @@ def execution_view(row: dict[str, Any], children: list[str] | None = None) -> di
         runner = runner_view(get_runner(row["runner_type"]).meta)
     except SquallError:  # a runner this Squall no longer has: show what is stored
         schema, runner = core_params.ParameterSchema({}), {"name": row["runner_type"]}
-    secrets = core_params.secret_values(row["parameters"], schema)
-    parameters = core_params.redact(core_params.mask_secrets(row["parameters"], schema), secrets)
-    result = core_params.redact(row["result"], secrets) if row["result"] is not None else {}
-    context = core_params.redact(row["context"], secrets)
+    parameters, result, context = row["parameters"], row["result"], row["context"]
+    if result is None:
+        result = {}
+    if core_params.has_secrets(schema):
+        secrets = core_params.secret_values(parameters, schema)
+        parameters = core_params.redact(core_params.mask_secrets(parameters, schema), secrets)
+        result = core_params.redact(result, secrets)
+        context = core_params.redact(context, secrets)
     start, end = row["start_timestamp"], row["end_timestamp"]
     view: dict[str, Any] = {
         "id": row["id"],

@@ -41,6 +41,7 @@ __all__ = [
     "RenderedParameters",
     "cast_parameters",
     "cast_value",
+    "has_secrets",
     "mask_secrets",
     "merge_schemas",
     "named_args",
@@ -587,6 +588,11 @@ def validate_parameters(
 
 
 # --------------------------------------------------------------------------- secrets
+
+
+def has_secrets(schema: Schema) -> bool:
+    """Whether any parameter, or any property inside one, is marked secret."""
+    return any(_has_secret(meta) for meta in schema.values())
 
 
 def secret_parameters(schema: Schema) -> set[str]:
