@@ -291,6 +291,10 @@ def _sqlite_setup(engine: Engine, *, immediate: bool) -> None:
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=30000")
+        # Keep hot pages in memory: the queue and recent executions are read
+        # and rewritten constantly.
+        cur.execute("PRAGMA cache_size=-65536")
+        cur.execute("PRAGMA temp_store=MEMORY")
         cur.close()
 
     @event.listens_for(engine, "begin")
