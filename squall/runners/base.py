@@ -35,6 +35,9 @@ class RunContext:
     secrets: list[str] = field(default_factory=list)  # values to mask in output
     python: str | None = None  # interpreter for python actions (the pack's venv)
     max_output_bytes: int | None = None  # cap on stdout/stderr kept in the result
+    # Called with the process group id of every process the runner starts, so
+    # that the worker can find and stop them even after it was killed itself.
+    on_spawn: Callable[[int], None] | None = None
 
 
 def effective_timeout(ctx: RunContext) -> float | None:

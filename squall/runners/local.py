@@ -260,6 +260,7 @@ class _LocalShellRunner:
                 timeout=timeout,
                 secrets=secrets,
                 max_output_bytes=ctx.max_output_bytes or self.max_output_bytes,
+                on_spawn=ctx.on_spawn,
                 kill_grace=self.kill_grace,
                 sudo=sudo,
             )

@@ -25,8 +25,9 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -303,6 +304,7 @@ async def run_process(
     kill_grace: float = DEFAULT_KILL_GRACE,
     side_channel: bool = False,
     sudo: bool = False,
+    on_spawn: Callable[[int], None] | None = None,
 ) -> ProcessOutcome:
     """Run ``argv`` to completion (or timeout); see the module docstring.
 
@@ -349,6 +351,8 @@ async def run_process(
             os.close(write_fd)
         raise
     pid = proc.pid
+    if on_spawn is not None:
+        on_spawn(pid)  # the child leads its own session: its pid is the group id
     _watch_exit(child, proc)
     if side_channel:
         os.close(write_fd)
@@ -453,3 +457,58 @@ async def run_process(
         stderr_truncated=collectors[2].truncated,
         side_channel=bytes(side.data) if side is not None else b"",
     )
+
+
+# -- processes left behind ------------------------------------------------------------------
+#
+# A worker that is killed cannot stop the processes it started: they lead
+# sessions of their own and keep running. The worker records each one's
+# identity (pid, start time, boot) with its claim, and whoever later finds
+# the claim abandoned uses it to stop them. The start time and the boot id
+# make sure a pid that was reused meanwhile is never killed by mistake.
+
+
+def _boot_id() -> str:
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as fh:
+            return fh.read().strip()
+    except OSError:
+        return ""
+
+
+def _start_time(pid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            stat = fh.read()
+    except OSError:
+        return None
+    # Field 22, counted after the command name (which may contain spaces).
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def process_identity(pgid: int) -> dict[str, Any]:
+    """What identifies the process group ``pgid`` on this machine, this boot."""
+    return {
+        "pgid": pgid,
+        "start": _start_time(pgid),
+        "boot": _boot_id(),
+        "host": socket.gethostname(),
+    }
+
+
+def kill_leftover(identity: Mapping[str, Any]) -> bool:
+    """Kill the process group ``identity`` names, if it is still that same
+    group on this machine; True when something was killed."""
+    pgid = identity.get("pgid")
+    if not isinstance(pgid, int) or identity.get("host") != socket.gethostname():
+        return False
+    if identity.get("boot") != _boot_id():
+        return False
+    started = _start_time(pgid)
+    if started is None or started != identity.get("start"):
+        return False
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True

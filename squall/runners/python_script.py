@@ -187,6 +187,7 @@ class PythonScriptRunner:
                 timeout=timeout,
                 secrets=ctx.secrets,
                 max_output_bytes=ctx.max_output_bytes or self.max_output_bytes,
+                on_spawn=ctx.on_spawn,
                 kill_grace=self.kill_grace,
                 side_channel=True,
             )

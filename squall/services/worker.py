@@ -27,6 +27,7 @@ from squall.core.policies import retry_decision
 from squall.crypto import KeyRing
 from squall.errors import StoreUnavailable
 from squall.runners.base import RunContext, RunResult
+from squall.runners.process import kill_leftover, process_identity
 from squall.runners.registry import get_runner
 from squall.services.bus import Bus, wait_for_wake
 from squall.services.executions import pack_config, parameter_schema
@@ -78,6 +79,8 @@ class Job:
     buffer: OutputBuffer
     task: asyncio.Task[None] | None = None
     cancel_requested: bool = False
+    processes: list[dict[str, Any]] = field(default_factory=list)
+    processes_changed: bool = False
 
 
 def start_batch(
@@ -87,10 +90,15 @@ def start_batch(
     lease_seconds: float,
     token_ttl: float,
     keyring: KeyRing,
-) -> list[tuple[int, dict[str, Any], dict[str, Any], str | None]]:
+) -> tuple[list[tuple[int, dict[str, Any], dict[str, Any], str | None]], list[dict[str, Any]]]:
+    """Claim runnable executions and mark them running. Returns them, and the
+    processes that holders of expired claims left behind (to be stopped)."""
     items = queue.claim(conn, RUN, owner, limit=limit, lease_seconds=lease_seconds)
     if not items:
-        return []
+        return [], []
+    leftovers = [
+        p for i in items if isinstance(i.payload, dict) for p in i.payload.get("processes", [])
+    ]
     rows = exe_store.get_many(conn, (i.ref for i in items))
     to_run: list[tuple[int, dict[str, Any]]] = []
     changes: list[Any] = []
@@ -132,7 +140,7 @@ def start_batch(
                 conn, row["user"] or "system", token_ttl, {"execution_id": row["id"]}
             )["token"]
         started.append((item_id, row, configs[key], token))
-    return started
+    return started, leftovers
 
 
 ABANDONED_ERROR = (
@@ -203,6 +211,13 @@ def _maybe_retry(conn: Connection, row: dict[str, Any]) -> None:
         return
 
 
+def flush(
+    conn: Connection, batches: list[tuple[str, list[Any], int]], payloads: dict[int, Any]
+) -> None:
+    exe_store.append_output_many(conn, batches)
+    queue.set_payloads(conn, payloads)
+
+
 def renew_leases(conn: Connection, owner: str, ids: list[int], lease: float) -> None:
     queue.renew(conn, owner, ids, lease)
 
@@ -255,7 +270,7 @@ class Worker:
                 continue
             wake.clear()
             try:
-                started = await self.db.write(
+                started, leftovers = await self.db.write(
                     start_batch,
                     self.owner,
                     free,
@@ -267,6 +282,9 @@ class Worker:
                 log.exception("claiming work failed; retrying")
                 await asyncio.sleep(1.0)
                 continue
+            for identity in leftovers:
+                if kill_leftover(identity):
+                    log.warning("stopped process group %s left by a worker that died", identity)
             for item_id, row, config, token in started:
                 job = Job(item_id, row, config, token, OutputBuffer(self.settings.output_cap_bytes))
                 self.jobs[row["id"]] = job
@@ -311,7 +329,13 @@ class Worker:
             secrets=secrets,
             python=action.get("python"),
             max_output_bytes=self.settings.output_cap_bytes,
+            on_spawn=lambda pgid: self._spawned(job, pgid),
         )
+
+    @staticmethod
+    def _spawned(job: Job, pgid: int) -> None:
+        job.processes.append(process_identity(pgid))
+        job.processes_changed = True
 
     async def _execute(self, job: Job) -> None:
         eid = job.row["id"]
@@ -374,16 +398,21 @@ class Worker:
                 log.exception("renewing leases failed")
 
     async def _flusher(self) -> None:
+        """Every FLUSH_SECONDS: new output, and the processes runs started."""
         while True:
             await asyncio.sleep(FLUSH_SECONDS)
             batches = []
+            payloads = {}
             for eid, job in list(self.jobs.items()):
                 if job.buffer.pending:
                     chunks, n = job.buffer.take()
                     batches.append((eid, chunks, n))
-            if batches:
+                if job.processes_changed:
+                    job.processes_changed = False
+                    payloads[job.item_id] = {"processes": list(job.processes)}
+            if batches or payloads:
                 try:
-                    await self.db.write(exe_store.append_output_many, batches)
+                    await self.db.write(flush, batches, payloads)
                 except Exception:
                     log.exception("writing output failed")
 

@@ -112,6 +112,19 @@ def ack_ref(conn: Connection, topic: str, ref: str) -> None:
     conn.execute(work.delete().where(work.c.topic == topic, work.c.ref == ref))
 
 
+_SET_PAYLOAD = (
+    work.update()
+    .where(work.c.id == sa.bindparam("b_id"))
+    .values(payload=sa.bindparam("b_payload", type_=work.c.payload.type))
+)
+
+
+def set_payloads(conn: Connection, payloads: dict[int, Any]) -> None:
+    """Replace the payload of claimed items (what their holder wants known)."""
+    if payloads:
+        conn.execute(_SET_PAYLOAD, [{"b_id": i, "b_payload": p} for i, p in payloads.items()])
+
+
 def release(conn: Connection, item_id: int, *, delay: float = 0.0) -> None:
     """Give a claimed item back, to be claimed again after ``delay`` seconds."""
     conn.execute(

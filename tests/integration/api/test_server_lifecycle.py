@@ -56,6 +56,19 @@ def test_first_start_creates_admin_credentials(tmp_path: Path) -> None:
         srv.stop()
 
 
+def _processes_running(cmdline: str) -> bool:
+    """Whether a process whose command line contains ``cmdline`` (NUL-separated
+    arguments) exists."""
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if cmdline.encode() in (proc / "cmdline").read_bytes():
+                    return True
+            except OSError:
+                continue
+    return False
+
+
 def _idempotent_pack(packs: Path) -> None:
     pack = packs / "idem"
     (pack / "actions").mkdir(parents=True)
@@ -79,7 +92,7 @@ def test_kill_9_loses_nothing(tmp_path: Path) -> None:
     srv = Server(tmp_path / "data", packs_dirs=[tmp_path / "packs"]).start()
     with srv.client() as c:
         running = c.post(
-            "/api/v1/executions", json={"action": "core.local", "parameters": {"cmd": "sleep 20"}}
+            "/api/v1/executions", json={"action": "core.local", "parameters": {"cmd": "sleep 21.5"}}
         ).json()
         deadline = time.time() + 10
         while c.get(f"/api/v1/executions/{running['id']}").json()["status"] != "running":
@@ -96,10 +109,18 @@ def test_kill_9_loses_nothing(tmp_path: Path) -> None:
             ).json()["id"]
             for _ in range(5)
         ]
+    time.sleep(0.5)  # the worker records the processes it started every 0.1 s
+    assert _processes_running("sleep\x0021.5")
     srv.kill()
+    assert _processes_running("sleep\x0021.5")  # the action outlived the server...
     srv.start()
     with srv.client() as c:
         crashed = srv.wait_final(c, running["id"])
+        # ...until the restarted server found its claim abandoned and stopped it
+        deadline = time.time() + 5
+        while _processes_running("sleep\x0021.5"):
+            assert time.time() < deadline, "the abandoned action's processes are still running"
+            time.sleep(0.1)
         assert crashed["status"] == "abandoned"
         assert "not run again" in crashed["result"]["error"]
         rerun = srv.wait_final(c, again["id"])  # declared idempotent: run again, to the end
