@@ -20,7 +20,7 @@ up: install
 deps: $(PY)
 	PYTHON=$(PY) scripts/test-deps
 
-lint:
+lint: deps
 	$(PY) -m ruff check squall tests bench
 	$(PY) -m ruff format --check squall tests bench
 	$(PY) -m mypy squall/core
