@@ -54,6 +54,22 @@ def effective_timeout(ctx: RunContext) -> float | None:
     return seconds if seconds > 0 else None
 
 
+# Runner parameters StackStorm's script runners share.
+DEBUG_PARAMETERS: dict[str, dict[str, Any]] = {
+    "debug": {
+        "description": "Turn on debug mode for the runner.",
+        "type": "boolean",
+        "required": False,
+        "default": False,
+    },
+    "content_version": {
+        "description": "Git revision of the pack content to run (for packs kept in git).",
+        "type": "string",
+        "required": False,
+    },
+}
+
+
 # Any JSON value: the schema of results a runner cannot know the shape of.
 ANY_JSON: dict[str, Any] = {
     "anyOf": [

@@ -38,6 +38,7 @@ from typing import Any
 from squall.core.params import script_arguments
 from squall.errors import RunnerError
 from squall.runners.base import (
+    DEBUG_PARAMETERS,
     OutputSink,
     RunContext,
     RunnerType,
@@ -106,17 +107,7 @@ LOCAL_SHELL_SCRIPT_META = RunnerType(
     description="Runs the action's script file on the worker's host.",
     runner_module="local_shell_script_runner",
     runner_parameters={
-        "debug": {
-            "description": "Turn on debug mode for the runner.",
-            "type": "boolean",
-            "required": False,
-            "default": False,
-        },
-        "content_version": {
-            "description": "Git revision of the pack content to run (for packs kept in git).",
-            "type": "string",
-            "required": False,
-        },
+        **DEBUG_PARAMETERS,
         **_SHARED_PARAMS,
     },
 )

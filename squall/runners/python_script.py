@@ -38,6 +38,7 @@ from typing import Any
 from squall.errors import RunnerError
 from squall.runners.base import (
     ANY_JSON,
+    DEBUG_PARAMETERS,
     OutputSink,
     RunContext,
     RunnerType,
@@ -70,17 +71,7 @@ PYTHON_SCRIPT_META = RunnerType(
         "additionalProperties": False,
     },
     runner_parameters={
-        "debug": {
-            "description": "Turn on debug mode for the runner.",
-            "type": "boolean",
-            "required": False,
-            "default": False,
-        },
-        "content_version": {
-            "description": "Git revision of the pack content to run (for packs kept in git).",
-            "type": "string",
-            "required": False,
-        },
+        **DEBUG_PARAMETERS,
         "env": {
             "description": "Extra environment variables for the action process.",
             "type": "object",

@@ -80,21 +80,7 @@ class Cluster:
             check=True,
             capture_output=True,
         )
-        subprocess.run(
-            self._cmd(
-                str(self.bindir / "createdb"),
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "-U",
-                "squall",
-                "squall",
-            ),
-            check=True,
-            capture_output=True,
-        )
-        return f"postgresql://squall@127.0.0.1:{self.port}/squall"
+        return self.new_database("squall")
 
     def new_database(self, name: str) -> str:
         subprocess.run(
