@@ -33,7 +33,7 @@ async def list_actions(
     pack: str | None = None,
     name: str | None = None,
     limit: int = 100,
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=1_000_000_000),
     include_attributes: str | None = None,
     exclude_attributes: str | None = None,
 ) -> JSON:
@@ -53,7 +53,7 @@ async def overview(
     request: Request,
     pack: str | None = None,
     limit: int = 100,
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=1_000_000_000),
 ) -> JSON:
     return await list_actions(
         request,

@@ -117,7 +117,7 @@ async def list_executions(
     timestamp_gt: str | None = None,
     timestamp_lt: str | None = None,
     limit: int = 50,
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=1_000_000_000),
     sort_desc: bool = True,
     sort_asc: bool = False,
     include_attributes: str | None = None,

@@ -41,7 +41,7 @@ async def list_keys(
     decrypt: bool = False,
     user: str | None = None,
     limit: int = 100,
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=1_000_000_000),
 ) -> JSON:
     caller = requester(request)
     sys = system(request)
