@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from squall.api.deps import JSON, forget_credentials, iso, json_body, requester, system
+from squall.api.deps import JSON, body_schema, forget_credentials, iso, json_body, requester, system
 from squall.errors import InvalidInput, Unauthorized
 from squall.store import auth
 
@@ -27,7 +27,11 @@ def _basic(request: Request) -> tuple[str, str]:
     return user, password
 
 
-@router.post("/auth/v1/tokens", status_code=201)
+@router.post(
+    "/auth/v1/tokens",
+    status_code=201,
+    openapi_extra=body_schema({"ttl": {"type": "integer", "minimum": 1}}),
+)
 async def create_token(request: Request) -> JSON:
     body = await json_body(request)
     sys = system(request)
@@ -88,6 +92,8 @@ async def create_apikey(request: Request) -> JSON:
     caller = requester(request)
     user = body.get("user") or caller
     metadata = body.get("metadata") or {}
+    if not isinstance(user, str) or not user:
+        raise InvalidInput("'user' must be a user name")
     if not isinstance(metadata, dict):
         raise InvalidInput("'metadata' must be an object")
 
@@ -105,7 +111,7 @@ async def get_apikey(request: Request, key_id: str) -> JSON:
     return JSON(apikey_view(await system(request).db.read(auth.get_api_key, key_id)))
 
 
-@router.put("/api/v1/apikeys/{key_id}")
+@router.put("/api/v1/apikeys/{key_id}", openapi_extra=body_schema({"enabled": {"type": "boolean"}}))
 async def update_apikey(request: Request, key_id: str) -> JSON:
     body = await json_body(request)
 

@@ -205,3 +205,17 @@ async def json_body(request: Request) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise InvalidInput("request body must be a JSON object")
     return data
+
+
+def body_schema(properties: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
+    """OpenAPI for a JSON request body that the route reads with json_body
+    (routes check their bodies themselves, so the schema only documents it)."""
+    schema: dict[str, Any] = {"type": "object", "properties": properties}
+    if required:
+        schema["required"] = required
+    return {
+        "requestBody": {
+            "required": bool(required),
+            "content": {"application/json": {"schema": schema}},
+        }
+    }

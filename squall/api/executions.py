@@ -9,6 +9,7 @@ from fastapi.responses import PlainTextResponse
 
 from squall.api.deps import (
     JSON,
+    body_schema,
     check_limit,
     iso,
     json_body,
@@ -79,7 +80,20 @@ def execution_view(row: dict[str, Any], children: list[str] | None = None) -> di
     return view
 
 
-@router.post("", status_code=201)
+@router.post(
+    "",
+    status_code=201,
+    openapi_extra=body_schema(
+        {
+            "action": {"type": "string", "description": "Ref of the action, e.g. core.local"},
+            "parameters": {"type": "object"},
+            "context": {"type": "object"},
+            "delay": {"type": "integer", "description": "Milliseconds to wait first"},
+            "user": {"type": "string", "nullable": True},
+        },
+        ["action"],
+    ),
+)
 async def create_execution(request: Request) -> JSON:
     body = await json_body(request)
     user = requester(request)
@@ -201,7 +215,11 @@ async def cancel_execution(request: Request, execution_id: str) -> JSON:
     return JSON(execution_view(row))
 
 
-@router.post("/{execution_id}/re_run", status_code=201)
+@router.post(
+    "/{execution_id}/re_run",
+    status_code=201,
+    openapi_extra=body_schema({"parameters": {"type": "object"}}),
+)
 async def rerun_execution(request: Request, execution_id: str) -> JSON:
     body = await json_body(request)
     user = requester(request)

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request, Response
 
-from squall.api.deps import JSON, check_limit, iso, json_body, paged, requester, system
+from squall.api.deps import JSON, body_schema, check_limit, iso, json_body, paged, requester, system
 from squall.errors import InvalidInput
 from squall.store import kv
 
@@ -72,7 +72,20 @@ async def get_key(
     return JSON(key_view(row, decrypt=decrypt, decrypter=sys.keyring.decrypt))
 
 
-@router.put("/{name:path}")
+@router.put(
+    "/{name:path}",
+    openapi_extra=body_schema(
+        {
+            "name": {"type": "string"},
+            "value": {"type": "string"},
+            "secret": {"type": "boolean"},
+            "scope": {"type": "string", "enum": ["st2kv.system", "st2kv.user", "system", "user"]},
+            "ttl": {"type": "integer", "minimum": 1},
+            "user": {"type": "string"},
+        },
+        ["value"],
+    ),
+)
 async def set_key(request: Request, name: str) -> JSON:
     body = await json_body(request)
     caller = requester(request)
@@ -92,6 +105,8 @@ async def set_key(request: Request, name: str) -> JSON:
             "storing pre-encrypted values is not supported; send the plain value with secret=true"
         )
     user = body.get("user") or caller
+    if not isinstance(user, str):
+        raise InvalidInput("'user' must be a user name")
     row = await sys.db.write(
         lambda conn: kv.set_value(
             conn,

@@ -79,7 +79,9 @@ def translate(exc: BaseException) -> SquallError:
         isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated
     ):
         return StoreUnavailable(f"the database is unavailable: {exc.orig}")
-    return SquallError(f"database error: {exc}")
+    # Anything else is a bug on our side: say so without showing SQL.
+    log.error("database error: %s", exc)
+    return SquallError("the database refused the request; the server log has the details")
 
 
 class Database:

@@ -21,6 +21,8 @@ SCOPES = ("system", "user")
 
 def normalize_scope(scope: str | None) -> str:
     """Accept StackStorm's spellings: system, st2kv.system, user, st2kv.user."""
+    if scope is not None and not isinstance(scope, str):
+        raise InvalidInput("scope must be a string: system or user")
     s = (scope or "system").removeprefix("st2kv.")
     if s not in SCOPES:
         raise InvalidInput(
