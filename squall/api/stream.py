@@ -46,8 +46,7 @@ def _wanted(
         eid = payload.get("execution_id") or payload.get("id")
         if eid not in ids:
             return False
-    is_execution = name.startswith("st2.execution__")
-    return not (refs and is_execution and payload.get("action_ref") not in refs)
+    return not (refs and payload.get("action_ref") not in refs)
 
 
 def _is_end(name: str, payload: dict[str, Any], end_event: str | None, end_id: str | None) -> bool:

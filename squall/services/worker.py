@@ -82,6 +82,12 @@ class Job:
     processes: list[dict[str, Any]] = field(default_factory=list)
     processes_changed: bool = False
 
+    def take_output(self) -> exe_store.OutputBatch:
+        chunks, nbytes = self.buffer.take()
+        return exe_store.OutputBatch(
+            self.row["id"], self.row["action_ref"], self.row["runner_type"], chunks, nbytes
+        )
+
 
 def start_batch(
     conn: Connection,
@@ -155,14 +161,13 @@ class Completion:
     execution_id: str
     status: Status
     result: Any
-    chunks: list[exe_store.Chunk]
-    nbytes: int
+    output: exe_store.OutputBatch  # the last of it
 
 
 def finish_many(conn: Connection, completions: list[Completion]) -> None:
     """Record finished executions: their last output, final status and the
     ack of their work items, all in the caller's one transaction."""
-    exe_store.append_output_many(conn, [(c.execution_id, c.chunks, c.nbytes) for c in completions])
+    exe_store.append_output_many(conn, [c.output for c in completions])
     rows = exe_store.get_many(conn, (c.execution_id for c in completions))
     queue.ack_many(conn, [c.item_id for c in completions])
     changes = []
@@ -211,9 +216,7 @@ def _maybe_retry(conn: Connection, row: dict[str, Any]) -> None:
         return
 
 
-def flush(
-    conn: Connection, batches: list[tuple[str, list[Any], int]], payloads: dict[int, Any]
-) -> None:
+def flush(conn: Connection, batches: list[exe_store.OutputBatch], payloads: dict[int, Any]) -> None:
     exe_store.append_output_many(conn, batches)
     queue.set_payloads(conn, payloads)
 
@@ -354,10 +357,9 @@ class Worker:
         except Exception as exc:
             log.exception("execution %s failed in its runner", eid)
             outcome = RunResult("failed", {"error": f"{type(exc).__name__}: {exc}"})
-        chunks, nbytes = job.buffer.take()
         # The job keeps its slot (and its lease) until the recorder has written it.
         self._done.put_nowait(
-            Completion(job.item_id, eid, Status(outcome.status), outcome.result, chunks, nbytes)
+            Completion(job.item_id, eid, Status(outcome.status), outcome.result, job.take_output())
         )
 
     async def _recorder(self) -> None:
@@ -403,10 +405,9 @@ class Worker:
             await asyncio.sleep(FLUSH_SECONDS)
             batches = []
             payloads = {}
-            for eid, job in list(self.jobs.items()):
+            for job in list(self.jobs.values()):
                 if job.buffer.pending:
-                    chunks, n = job.buffer.take()
-                    batches.append((eid, chunks, n))
+                    batches.append(job.take_output())
                 if job.processes_changed:
                     job.processes_changed = False
                     payloads[job.item_id] = {"processes": list(job.processes)}
@@ -429,15 +430,13 @@ class Worker:
         recorded = {c.execution_id for c in batch}
         for job in jobs:
             if job.row["id"] not in recorded:
-                chunks, n = job.buffer.take()
                 batch.append(
                     Completion(
                         job.item_id,
                         job.row["id"],
                         Status.ABANDONED,
                         {"error": "Squall stopped while this execution was running"},
-                        chunks,
-                        n,
+                        job.take_output(),
                     )
                 )
         if batch:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -245,35 +246,48 @@ _ADD_OUTPUT_BYTES = (
 Chunk = tuple[str, str, float]  # (stream, text, timestamp)
 
 
-def append_output(
-    conn: Connection, execution_id: str, chunks: list[Chunk], added_bytes: int
-) -> None:
-    """Store output chunks of one execution and publish them."""
-    append_output_many(conn, [(execution_id, chunks, added_bytes)])
+@dataclass(frozen=True)
+class OutputBatch:
+    """New output of one execution, with what the event stream shows of it."""
+
+    execution_id: str
+    action_ref: str
+    runner_ref: str
+    chunks: list[Chunk]
+    nbytes: int
 
 
-def append_output_many(conn: Connection, batches: list[tuple[str, list[Chunk], int]]) -> None:
-    """Store ``(execution_id, chunks, bytes)`` batches and publish every chunk."""
-    batches = [b for b in batches if b[1]]
+def append_output_many(conn: Connection, batches: list[OutputBatch]) -> None:
+    """Store output batches and publish every chunk."""
+    batches = [b for b in batches if b.chunks]
     if not batches:
         return
     conn.execute(
         _INSERT_OUTPUT,
         [
-            {"execution_id": eid, "stream": s, "data": d, "timestamp": t}
-            for eid, chunks, _n in batches
-            for s, d, t in chunks
+            {"execution_id": b.execution_id, "stream": s, "data": d, "timestamp": t}
+            for b in batches
+            for s, d, t in b.chunks
         ],
     )
-    conn.execute(_ADD_OUTPUT_BYTES, [{"b_id": eid, "b_bytes": n} for eid, _c, n in batches])
-    for eid, chunks, _n in batches:
-        for s, d, t in chunks:
+    conn.execute(
+        _ADD_OUTPUT_BYTES, [{"b_id": b.execution_id, "b_bytes": b.nbytes} for b in batches]
+    )
+    for b in batches:
+        for s, d, t in b.chunks:
             after_commit(
                 conn,
                 "event",
                 (
                     "st2.execution.output__create",
-                    {"execution_id": eid, "output_type": s, "data": d, "timestamp": t},
+                    {
+                        "execution_id": b.execution_id,
+                        "action_ref": b.action_ref,
+                        "runner_ref": b.runner_ref,
+                        "output_type": s,
+                        "data": d,
+                        "timestamp": t,
+                    },
                 ),
             )
 
