@@ -147,7 +147,7 @@ class Database:
         if self._writers is not None:
             return await loop.run_in_executor(self._writers, self._write_one, fn, args)
         fut: asyncio.Future[T] = loop.create_future()
-        self._write_queue.put((fn, args, _settle_on_loop(loop, fut)))
+        self._write_queue.put((fn, args, loop, fut))
         return await fut
 
     def read_sync(self, fn: Callable[..., T], *args: Any) -> T:
@@ -157,14 +157,7 @@ class Database:
         """For start-up, tools and tests: blocks the calling thread."""
         if self._writer_thread is not None:
             done: concurrent.futures.Future[T] = concurrent.futures.Future()
-
-            def settle(result: Any, exc: BaseException | None) -> None:
-                if exc is not None:
-                    done.set_exception(exc)
-                else:
-                    done.set_result(result)
-
-            self._write_queue.put((fn, args, settle))
+            self._write_queue.put((fn, args, None, done))
             return done.result()
         return self._write_one(fn, args)
 
@@ -219,8 +212,7 @@ class Database:
             except Exception as exc:  # the connection itself failed: fail the batch
                 log.exception("database writer failed")
                 err = translate(exc) if isinstance(exc, sa.exc.SQLAlchemyError) else exc
-                for _fn, _args, settle in batch:
-                    settle(None, err)
+                _settle([(job, None, err) for job in batch])
                 if conn is not None:
                     conn.invalidate()
                     conn.close()
@@ -229,11 +221,15 @@ class Database:
             conn.close()
 
     def _run_group(self, conn: Connection, batch: list[Any]) -> None:
+        _settle(self._commit_group(conn, batch))
+
+    def _commit_group(self, conn: Connection, batch: list[Any]) -> list[Any]:
+        """Run ``batch`` in one transaction; ``(job, result, error)`` for each."""
         _new_transaction(conn)
         results: list[Any] = []
         tx = conn.begin()
         try:
-            for fn, args, _settle in batch:
+            for fn, args, _loop, _fut in batch:
                 results.append(fn(conn, *args))
             tx.commit()
         except Exception as exc:
@@ -241,15 +237,11 @@ class Database:
             _new_transaction(conn)
             if len(batch) == 1:
                 err = translate(exc) if isinstance(exc, sa.exc.SQLAlchemyError) else exc
-                batch[0][2](None, err)
-                return
+                return [(batch[0], None, err)]
             # One job failed: run each alone so the others still commit.
-            for job in batch:
-                self._run_group(conn, [job])
-            return
+            return [outcome for job in batch for outcome in self._commit_group(conn, [job])]
         self._deliver(_take_effects(conn))
-        for (_fn, _args, settle), result in zip(batch, results, strict=True):
-            settle(result, None)
+        return [(job, result, None) for job, result in zip(batch, results, strict=True)]
 
     def close(self) -> None:
         if self._writer_thread is not None:
@@ -263,24 +255,31 @@ class Database:
             self.write_engine.dispose()
 
 
-def _settle_on_loop(
-    loop: asyncio.AbstractEventLoop, fut: asyncio.Future[Any]
-) -> Callable[[Any, BaseException | None], None]:
-    """A callback for the writer thread that completes ``fut`` on its loop."""
+def _settle(outcomes: list[Any]) -> None:
+    """Complete the futures of finished jobs: one wake-up per event loop for
+    the whole group, rather than one per job."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
+    for (_fn, _args, loop, fut), result, exc in outcomes:
+        if loop is None:  # a blocking caller's concurrent future
+            if exc is not None:
+                fut.set_exception(exc)
+            else:
+                fut.set_result(result)
+        else:
+            by_loop.setdefault(loop, []).append((fut, result, exc))
+    for loop, items in by_loop.items():
+        if not loop.is_closed():
+            loop.call_soon_threadsafe(_complete, items)
 
-    def on_loop(result: Any, exc: BaseException | None) -> None:
+
+def _complete(items: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    for fut, result, exc in items:
         if fut.done():
-            return
+            continue
         if exc is not None:
             fut.set_exception(exc)
         else:
             fut.set_result(result)
-
-    def settle(result: Any, exc: BaseException | None) -> None:
-        if not loop.is_closed():
-            loop.call_soon_threadsafe(on_loop, result, exc)
-
-    return settle
 
 
 def _sqlite_setup(engine: Engine, *, immediate: bool) -> None:
