@@ -179,6 +179,7 @@ def serve(settings: Settings, *, announce: Any = print) -> None:
         loop="uvloop" if _has("uvloop") else "asyncio",
         http="httptools" if _has("httptools") else "h11",
         access_log=False,
+        proxy_headers=False,  # nothing trusts X-Forwarded-* headers unless told to
         timeout_graceful_shutdown=5,
     )
     announce(f"Squall is starting on {settings.api_url} (data in {settings.data_dir})")
