@@ -69,7 +69,7 @@ def prepare_parameters(
     schema = parameter_schema(action)
     cast = core_params.cast_parameters(schema, given)
     lookup = StoreKeyLookup(conn, user, keyring)
-    config = pack_config(conn, action["pack"], user, keyring) if _has_template(schema, cast) else {}
+    config = pack_config(conn, action["pack"], user, keyring) if _reads_config(schema, cast) else {}
     render_ctx = templating.build_context(
         kv=lookup,
         config=config,
@@ -91,9 +91,20 @@ def _templated(value: Any) -> bool:
     return False
 
 
-def _has_template(schema: dict[str, Any], given: dict[str, Any]) -> bool:
-    """Whether rendering could read the pack config (saves a query when not)."""
-    return _templated(given) or any(_templated(m.get("default")) for m in schema.values())
+def _reads_config(schema: dict[str, Any], given: dict[str, Any]) -> bool:
+    """Whether the parameters' templates read ``config_context`` (the pack
+    config is only loaded, and its own templates rendered, when they do)."""
+
+    def reads(value: Any) -> bool:
+        if isinstance(value, str):
+            return "config_context" in value and _templated(value)
+        if isinstance(value, dict):
+            return any(reads(v) for v in value.values())
+        if isinstance(value, list):
+            return any(reads(v) for v in value)
+        return False
+
+    return reads(given) or any(reads(m.get("default")) for m in schema.values())
 
 
 def pack_config(conn: Connection, pack: str, user: str | None, keyring: KeyRing) -> dict[str, Any]:

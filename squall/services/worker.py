@@ -25,7 +25,7 @@ from squall.core import params as core_params
 from squall.core.executions import Status, is_final
 from squall.core.policies import retry_decision
 from squall.crypto import KeyRing
-from squall.errors import StoreUnavailable
+from squall.errors import SquallError, StoreUnavailable
 from squall.runners.base import RunContext, RunResult
 from squall.runners.process import kill_leftover, process_identity
 from squall.runners.registry import get_runner
@@ -41,7 +41,8 @@ log = logging.getLogger(__name__)
 
 TRUNCATED = "\n[... output truncated: this stream reached its storage limit ...]\n"
 FLUSH_SECONDS = 0.1
-_TOKEN_RUNNERS = {"python-script"}
+_TOKEN_RUNNERS = {"python-script"}  # actions that call back into the API
+_CONFIG_RUNNERS = {"python-script"}  # actions that get the pack config
 
 
 @dataclass
@@ -133,19 +134,31 @@ def start_batch(
         conn, [(r, Status.RUNNING, UNSET, None) for _, r in scheduled]
     )
     now_running = {r["id"]: r for r in running}
-    configs: dict[tuple[str, str | None], dict[str, Any]] = {}
+    configs: dict[tuple[str, str | None], dict[str, Any] | SquallError] = {}
     started = []
     for item_id, row in to_run:
         row = now_running.get(row["id"], row)
-        key = (row["action"].get("pack", ""), row["user"])
-        if key not in configs:
-            configs[key] = pack_config(conn, key[0], key[1], keyring)
+        config: dict[str, Any] | SquallError = {}
+        if row["runner_type"] in _CONFIG_RUNNERS:  # only python actions see the pack config
+            key = (row["action"].get("pack", ""), row["user"])
+            if key not in configs:
+                try:
+                    configs[key] = pack_config(conn, key[0], key[1], keyring)
+                except SquallError as exc:  # a bad template fails this pack's runs only
+                    configs[key] = exc
+            config = configs[key]
+        if isinstance(config, SquallError):
+            pack = row["action"].get("pack", "")
+            error = f"the config of pack {pack} could not be rendered: {config.message}"
+            exe_store.set_status(conn, row, Status.FAILED, result={"error": error}, set_result=True)
+            queue.ack(conn, item_id)
+            continue
         token = None
         if row["runner_type"] in _TOKEN_RUNNERS:
             token = auth.create_token(
                 conn, row["user"] or "system", token_ttl, {"execution_id": row["id"]}
             )["token"]
-        started.append((item_id, row, configs[key], token))
+        started.append((item_id, row, config, token))
     return started, leftovers
 
 

@@ -155,3 +155,20 @@ def test_templates_see_the_action_context(server: Server, client: httpx.Client) 
 def test_whoami(client: httpx.Client) -> None:
     me = client.get("/api/v1/user").json()
     assert me["username"] == "admin" and me["rbac"]["is_admin"] is True
+
+
+def test_a_config_that_cannot_be_rendered_fails_only_its_executions(
+    server: Server, client: httpx.Client
+) -> None:
+    client.delete("/api/v1/keys/cfg_token")
+    broken = server.wait_final(client, run(client, "tpack.show_config")["id"])
+    assert broken["status"] == "failed"
+    assert "config of pack tpack could not be rendered" in broken["result"]["error"]
+    assert "cfg_token" in broken["result"]["error"]
+    # everything else keeps running
+    assert server.wait_final(client, run(client, "core.noop")["id"])["status"] == "succeeded"
+    secret = run(client, "tpack.secret_echo", token="x")  # same pack, no config in its templates
+    assert server.wait_final(client, secret["id"])["status"] == "succeeded"
+    client.put(
+        "/api/v1/keys/cfg_token", json={"name": "cfg_token", "value": "t0k3n", "secret": True}
+    )
