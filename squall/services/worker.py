@@ -5,9 +5,10 @@ as its own asyncio task under a lease the worker keeps renewing. Output is
 buffered per execution, capped, and written in small batches; the last of it is
 written in the same transaction as the final status, with the work item's ack.
 
-When a lease runs out (the worker holding it died), the next worker to claim
-the item finds the execution still ``running`` and marks it ``abandoned`` —
-or runs it again when the action is declared ``idempotent``.
+The process groups a run starts are recorded in its work item, so when a lease
+runs out (the worker holding it died), the next worker to claim the item stops
+what is left of them, then marks the execution ``abandoned`` — or runs it again
+when the action is declared ``idempotent``.
 """
 
 from __future__ import annotations
