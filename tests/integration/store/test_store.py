@@ -67,11 +67,11 @@ def test_failed_transaction_leaves_no_work(db: Database) -> None:
 def test_claim_lease_and_expiry(db: Database) -> None:
     db.write_sync(lambda c: [queue.enqueue(c, "t", str(i)) for i in range(5)])
     first = db.write_sync(lambda c: queue.claim(c, "t", "w1", limit=3, lease_seconds=30))
-    second = db.write_sync(lambda c: queue.claim(c, "t", "w2", limit=10, lease_seconds=0.2))
+    second = db.write_sync(lambda c: queue.claim(c, "t", "w2", limit=10, lease_seconds=1.0))
     assert [i.ref for i in first] == ["0", "1", "2"]
     assert [i.ref for i in second] == ["3", "4"]
     assert db.write_sync(lambda c: queue.claim(c, "t", "w3", limit=10, lease_seconds=30)) == []
-    time.sleep(0.3)
+    time.sleep(1.1)
     again = db.write_sync(lambda c: queue.claim(c, "t", "w3", limit=10, lease_seconds=30))
     assert [i.ref for i in again] == ["3", "4"]
     assert all(i.attempts == 2 for i in again)
@@ -80,12 +80,15 @@ def test_claim_lease_and_expiry(db: Database) -> None:
 
 
 def test_delayed_work_waits(db: Database) -> None:
-    db.write_sync(lambda c: queue.enqueue(c, "t", "x", delay=0.3))
+    before = time.time()
+    db.write_sync(lambda c: queue.enqueue(c, "t", "later", delay=30))
     assert db.write_sync(lambda c: queue.claim(c, "t", "w", limit=1, lease_seconds=5)) == []
     due = db.read_sync(queue.next_due, "t")
-    assert due is not None and due > time.time()
-    time.sleep(0.35)
-    assert len(db.write_sync(lambda c: queue.claim(c, "t", "w", limit=1, lease_seconds=5))) == 1
+    assert due is not None and before + 30 <= due <= time.time() + 30
+    db.write_sync(lambda c: queue.enqueue(c, "t", "soon", delay=0.05))
+    time.sleep(0.1)
+    got = db.write_sync(lambda c: queue.claim(c, "t", "w", limit=5, lease_seconds=5))
+    assert [i.ref for i in got] == ["soon"]
 
 
 def test_concurrent_claims_never_share_an_item(db: Database) -> None:
