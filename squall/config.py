@@ -8,14 +8,14 @@ own settings.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from squall.errors import ConfigError
+from squall.packs.loader import BUILTIN_PACKS_DIR
 
 DEFAULT_PORT = 9101
-BUILTIN_PACKS_DIR = Path(__file__).parent / "builtin_packs"
 
 
 def default_data_dir() -> Path:
@@ -66,7 +66,6 @@ class Settings:
     token_ttl_seconds: int = 24 * 3600
     admin_password: str | None = None
     admin_api_key: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def is_sqlite(self) -> bool:

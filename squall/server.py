@@ -4,14 +4,12 @@ and the HTTP server, in one process (``squall up``)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import fcntl
 import json
 import logging
 import os
 import secrets
 import socket
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +19,7 @@ from squall.crypto import KeyRing
 from squall.errors import ConfigError
 from squall.services.bus import Bus
 from squall.services.gc import GarbageCollector
-from squall.services.packs import RegisterReport, register_all
+from squall.services.packs import register_all
 from squall.services.scheduler import Scheduler
 from squall.services.worker import Worker
 from squall.store import auth, migrate, queue
@@ -44,7 +42,6 @@ class System:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     ready: bool = False
     rotation_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    register_report: RegisterReport | None = None
 
 
 def _write_private(path: Path, data: dict[str, Any]) -> None:
@@ -122,7 +119,7 @@ async def start_system(settings: Settings, *, register_packs: bool = True) -> Sy
         # We hold the data directory's lock: no other process can own a lease.
         await db.write(queue.expire_leases)
     if register_packs:
-        system.register_report = await register_all(db, settings)
+        await register_all(db, settings)
     lease = settings.lease_seconds
     system.tasks = [
         asyncio.create_task(Scheduler(db, bus, system.owner, lease).run(), name="scheduler"),
@@ -140,15 +137,6 @@ async def stop_system(system: System) -> None:
     await asyncio.gather(*system.tasks, return_exceptions=True)
     system.db.set_effect_handler(None)
     system.db.close()
-
-
-@contextlib.asynccontextmanager
-async def running(settings: Settings) -> AsyncIterator[System]:
-    system = await start_system(settings)
-    try:
-        yield system
-    finally:
-        await stop_system(system)
 
 
 def serve(settings: Settings, *, announce: Any = print) -> None:

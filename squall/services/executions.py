@@ -4,6 +4,7 @@ CLI share. Each function is one transaction."""
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -18,7 +19,7 @@ from squall.runners.registry import get_runner
 from squall.store import content, queue
 from squall.store import executions as exe_store
 from squall.store import kv as kv_store
-from squall.store.db import Database, after_commit
+from squall.store.db import after_commit
 from squall.store.executions import RUN, SCHEDULE
 
 
@@ -81,37 +82,34 @@ def prepare_parameters(
     return {k: v for k, v in {**runner_params, **action_params}.items() if v is not None}
 
 
-def _templated(value: Any) -> bool:
+def _strings(value: Any) -> Iterator[str]:
+    """Every string inside ``value``, at any depth."""
     if isinstance(value, str):
-        return "{{" in value or "{%" in value
-    if isinstance(value, dict):
-        return any(_templated(v) for v in value.values())
-    if isinstance(value, list):
-        return any(_templated(v) for v in value)
-    return False
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def _is_template(text: str) -> bool:
+    return "{{" in text or "{%" in text
 
 
 def _reads_config(schema: dict[str, Any], given: dict[str, Any]) -> bool:
     """Whether the parameters' templates read ``config_context`` (the pack
     config is only loaded, and its own templates rendered, when they do)."""
-
-    def reads(value: Any) -> bool:
-        if isinstance(value, str):
-            return "config_context" in value and _templated(value)
-        if isinstance(value, dict):
-            return any(reads(v) for v in value.values())
-        if isinstance(value, list):
-            return any(reads(v) for v in value)
-        return False
-
-    return reads(given) or any(reads(m.get("default")) for m in schema.values())
+    defaults = [m.get("default") for m in schema.values()]
+    return any("config_context" in s and _is_template(s) for s in _strings([given, *defaults]))
 
 
 def pack_config(conn: Connection, pack: str, user: str | None, keyring: KeyRing) -> dict[str, Any]:
     """The pack's config as actions see it: templates in its values (such as
     ``{{ st2kv.system.api_token | decrypt_kv }}``) rendered for ``user``."""
     config = content.pack_config(conn, pack)
-    if not _templated(config):
+    if not any(_is_template(s) for s in _strings(config)):
         return config
     lookup = StoreKeyLookup(conn, user, keyring)
     context = templating.build_context(kv=lookup, decrypt=lookup.decrypt)
@@ -169,7 +167,6 @@ def cancel(conn: Connection, execution_id: str, user: str | None) -> dict[str, A
             row,
             Status.CANCELED,
             extra_context=extra,
-            set_result=True,
             result={"error": f"canceled by {user}"} if user else None,
         )
     new = exe_store.set_status(conn, row, Status.CANCELING, extra_context=extra)
@@ -200,7 +197,3 @@ def rerun(
         keyring=keyring,
         context={"re-run": {"ref": execution_id}},
     )
-
-
-async def request_async(db: Database, **kwargs: Any) -> dict[str, Any]:
-    return await db.write(lambda conn: request(conn, **kwargs))

@@ -62,7 +62,6 @@ def schedule_batch(conn: Connection, owner: str, lease_seconds: float) -> int:
                 conn,
                 row,
                 Status.CANCELED,
-                set_result=True,
                 result={"error": "canceled by the action.concurrency policy: too many running"},
             )
             queue.ack(conn, item.id)

@@ -151,7 +151,7 @@ def start_batch(
         if isinstance(config, SquallError):
             pack = row["action"].get("pack", "")
             error = f"the config of pack {pack} could not be rendered: {config.message}"
-            exe_store.set_status(conn, row, Status.FAILED, result={"error": error}, set_result=True)
+            exe_store.set_status(conn, row, Status.FAILED, result={"error": error})
             queue.ack(conn, item_id)
             continue
         token = None

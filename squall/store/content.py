@@ -159,13 +159,3 @@ def policies_for(conn: Connection, action_ref: str) -> list[dict[str, Any]]:
     if key not in cache:
         cache[key] = [r.meta for r in conn.execute(_POLICIES, {"b_ref": action_ref}).all()]
     return [dict(m) for m in cache[key]]
-
-
-def all_policies(conn: Connection) -> dict[str, list[dict[str, Any]]]:
-    out: dict[str, list[dict[str, Any]]] = {}
-    rows = conn.execute(
-        sa.select(policies.c.resource_ref, policies.c.meta).where(policies.c.enabled.is_(True))
-    ).all()
-    for r in rows:
-        out.setdefault(r.resource_ref, []).append(dict(r.meta))
-    return out

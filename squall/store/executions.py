@@ -19,9 +19,6 @@ from squall.store.tables import execution_output, executions
 
 SCHEDULE = "schedule"  # work topic: requested executions for the scheduler
 RUN = "run"  # work topic: scheduled executions for runner workers
-FINISHED = "finished"  # work topic: final executions, for followers (policies, triggers)
-
-_COLUMNS = [c for c in executions.c]
 
 
 def _row(r: Any) -> dict[str, Any]:
@@ -142,12 +139,9 @@ def set_status(
     status: Status,
     *,
     result: Any = UNSET,
-    set_result: bool = False,
     extra_context: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Move ``row`` (as last read in this transaction) to ``status`` and publish it."""
-    if not set_result:
-        result = UNSET
     return set_status_many(conn, [(row, status, result, extra_context)])[0]
 
 

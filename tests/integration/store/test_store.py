@@ -116,9 +116,7 @@ def test_status_transitions_are_checked(db: Database) -> None:
     )
     row = db.write_sync(lambda c: exe_store.set_status(c, row, Status.SCHEDULED))
     row = db.write_sync(lambda c: exe_store.set_status(c, row, Status.RUNNING))
-    row = db.write_sync(
-        lambda c: exe_store.set_status(c, row, Status.SUCCEEDED, result={"ok": 1}, set_result=True)
-    )
+    row = db.write_sync(lambda c: exe_store.set_status(c, row, Status.SUCCEEDED, result={"ok": 1}))
     with pytest.raises(Conflict, match="already succeeded"):
         db.write_sync(lambda c: exe_store.set_status(c, row, Status.RUNNING))
     stored = db.read_sync(exe_store.get, row["id"])
