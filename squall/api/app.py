@@ -17,7 +17,18 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from squall import __version__
-from squall.api import actions, auth, executions, keys, packs, runners, stream
+from squall.api import (
+    actions,
+    auth,
+    executions,
+    keys,
+    packs,
+    rules,
+    runners,
+    sensors,
+    stream,
+    webhooks,
+)
 from squall.api.deps import Authenticate
 from squall.config import Settings
 from squall.errors import SquallError
@@ -175,6 +186,9 @@ def create_app(settings: Settings, *, start_services: bool = True) -> FastAPI:
         keys.datastore_router,
         auth.router,
         stream.router,
+        rules.router,
+        webhooks.router,
+        sensors.router,
     ):
         # Routes are added to the app itself (their paths carry their
         # prefix): one flat list is the cheapest to match on every request.

@@ -8,7 +8,8 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from squall.api.deps import JSON, body_schema, forget_credentials, iso, json_body, requester, system
+from squall.api.deps import JSON, body_schema, forget_credentials, json_body, requester, system
+from squall.core.timestamps import iso
 from squall.errors import InvalidInput, Unauthorized
 from squall.store import auth
 

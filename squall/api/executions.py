@@ -11,16 +11,15 @@ from squall.api.deps import (
     JSON,
     body_schema,
     check_limit,
-    iso,
     json_body,
     paged,
-    parse_time,
     requester,
     select_attributes,
     system,
 )
 from squall.api.runners import runner_view
 from squall.core import params as core_params
+from squall.core.timestamps import iso, parse_time
 from squall.errors import InvalidInput, SquallError
 from squall.runners.registry import get_runner
 from squall.services import executions as svc

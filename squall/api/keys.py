@@ -6,7 +6,8 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request, Response
 
-from squall.api.deps import JSON, body_schema, check_limit, iso, json_body, paged, requester, system
+from squall.api.deps import JSON, body_schema, check_limit, json_body, paged, requester, system
+from squall.core.timestamps import iso
 from squall.errors import InvalidInput
 from squall.store import kv
 

@@ -10,9 +10,10 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
-from squall.api.deps import iso, system
+from squall.api.deps import system
 from squall.api.executions import execution_view
 from squall.core.executions import is_final
+from squall.core.timestamps import iso
 from squall.errors import NotFound
 from squall.store import executions as exe_store
 

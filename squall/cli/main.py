@@ -14,7 +14,6 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,7 +23,15 @@ from rich.table import Table
 from rich.text import Text
 
 from squall import __version__
-from squall.cli.client import Client, resolve_target
+from squall.cli import rules as rules_cli
+from squall.cli.common import (
+    SECRET_MASK,
+    State,
+    client_of,
+    error,
+    format_options,
+    note,
+)
 from squall.cli.follow import Follower, WaitTimeout, is_final, summary
 from squall.cli.output import (
     action_ref,
@@ -47,19 +54,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 EXIT_ERROR = 1
 EXIT_WAIT_TIMEOUT = 124
 EXIT_INTERRUPTED = 130
-SECRET_MASK = "********"
 
 
 # -- plumbing ---------------------------------------------------------------------------
-
-
-def error(message: str) -> None:
-    click.secho(f"error: {message}", err=True, fg="red")
-
-
-def note(message: str) -> None:
-    """A line for the person at the terminal, on stderr."""
-    click.echo(message, err=True)
 
 
 class SquallGroup(click.Group):
@@ -74,28 +71,6 @@ class SquallGroup(click.Group):
         except KeyboardInterrupt:
             note("interrupted")
             ctx.exit(EXIT_INTERRUPTED)
-
-
-@dataclass
-class State:
-    url: str | None
-    _client: Client | None = field(default=None, repr=False)
-
-    def client(self) -> Client:
-        if self._client is None:
-            self._client = Client(resolve_target(self.url))
-        return self._client
-
-    def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-
-
-def format_options(f: F) -> F:
-    """``--json`` / ``--yaml``, both into the ``fmt`` argument (None: a table)."""
-    f = click.option("--yaml", "fmt", flag_value="yaml", help="Print YAML (for scripts).")(f)
-    f = click.option("--json", "fmt", flag_value="json", help="Print JSON (for scripts).")(f)
-    return f
 
 
 def follow_options(f: F) -> F:
@@ -172,14 +147,6 @@ def cli(ctx: click.Context, url: str | None) -> None:
     state = State(url)
     ctx.obj = state
     ctx.call_on_close(state.close)
-
-
-def client_of(ctx: click.Context) -> Client:
-    state = ctx.find_object(State)
-    if state is None:  # a command invoked outside the group
-        state = State(None)
-        ctx.call_on_close(state.close)
-    return state.client()
 
 
 def _quiet_alembic(record: logging.LogRecord) -> bool:
@@ -795,6 +762,12 @@ def key_rotate(ctx: click.Context) -> None:
 
 def main() -> None:
     cli.main(prog_name="squall")
+
+
+for _group in (rules_cli.rule, rules_cli.trigger, rules_cli.trigger_instance):
+    cli.add_command(_group)
+for _group in (rules_cli.rule_enforcement, rules_cli.webhook, rules_cli.sensor):
+    cli.add_command(_group)
 
 
 if __name__ == "__main__":

@@ -39,7 +39,9 @@ from typing import Any
 import jsonschema
 import yaml
 
-from squall.errors import ContentError
+from squall.core.criteria import compile_criteria
+from squall.core.rules import parse_accumulate, parse_throttle
+from squall.errors import ContentError, InvalidInput
 
 __all__ = [
     "BUILTIN_PACKS_DIR",
@@ -107,6 +109,7 @@ _ACTION_KEYS = _COMMON_KEYS | {
 }  # fmt: skip
 _RULE_KEYS = _COMMON_KEYS | {
     "type", "trigger", "criteria", "action", "enabled", "context", "tags",
+    "throttle", "accumulate",  # Squall: event hygiene
 }  # fmt: skip
 _ALIAS_KEYS = _COMMON_KEYS | {
     "enabled", "action_ref", "formats", "ack", "result", "extra", "immutable_parameters",
@@ -801,6 +804,7 @@ def _build_rule(doc: _Doc, ctx: _PackContext) -> dict[str, Any]:
     ):
         raise doc.error('"type" must be a mapping with a "ref"', "type")
 
+    _check_rule_logic(doc)
     rule = _base_item(doc, ctx, name)
     rule.update(
         description=doc.data.get("description") or "",
@@ -809,6 +813,20 @@ def _build_rule(doc: _Doc, ctx: _PackContext) -> dict[str, Any]:
         criteria=doc.data.get("criteria") or {},
     )
     return rule
+
+
+def _check_rule_logic(doc: _Doc) -> None:
+    """Criteria and hygiene are checked here, where the line of a mistake is known."""
+    for key, spec in (doc.data.get("criteria") or {}).items():
+        try:
+            compile_criteria({key: spec})
+        except InvalidInput as exc:
+            raise doc.error(exc.message, "criteria", key) from None
+    for key, parse in (("throttle", parse_throttle), ("accumulate", parse_accumulate)):
+        try:
+            parse(doc.data.get(key))
+        except InvalidInput as exc:
+            raise doc.error(exc.message, key) from None
 
 
 def _build_alias(doc: _Doc, ctx: _PackContext) -> dict[str, Any]:

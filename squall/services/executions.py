@@ -16,6 +16,7 @@ from squall.core.executions import WAITING, Status, is_final
 from squall.crypto import KeyRing
 from squall.errors import Conflict, InvalidInput, NotFound
 from squall.runners.registry import get_runner
+from squall.services import events
 from squall.store import content, queue
 from squall.store import executions as exe_store
 from squall.store import kv as kv_store
@@ -63,8 +64,13 @@ def prepare_parameters(
     user: str | None,
     keyring: KeyRing,
     context: dict[str, Any] | None = None,
+    extra_context: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Cast, render and validate ``given`` for ``action``; the stored parameters."""
+    """Cast, render and validate ``given`` for ``action``; the stored parameters.
+
+    ``extra_context`` adds names for the templates, such as ``trigger`` for a
+    rule's action parameters: they are rendered in this one pass, so text
+    that came from an event is never rendered again as a template."""
     if not isinstance(given, dict):
         raise InvalidInput("parameters must be a JSON object")
     schema = parameter_schema(action)
@@ -76,6 +82,7 @@ def prepare_parameters(
         config=config,
         action_context=context or {},
         decrypt=lookup.decrypt,
+        extra=extra_context,
     )
     rendered = templating.render_parameters(schema, cast, render_ctx)
     action_params, runner_params = core_params.validate_parameters(schema, rendered)
@@ -127,12 +134,13 @@ def request(
     context: dict[str, Any] | None = None,
     parent_id: str | None = None,
     delay: float = 0.0,
+    extra_context: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     action = content.get_action(conn, action_ref)
     if not action.get("enabled", True):
         raise InvalidInput(f"action {action['ref']} is disabled; enable it before running it")
     ctx = {"user": user, **(context or {})}
-    final = prepare_parameters(conn, action, parameters, user, keyring, ctx)
+    final = prepare_parameters(conn, action, parameters, user, keyring, ctx, extra_context)
     # Only a concurrency policy can hold an execution back; without one the
     # scheduler would have nothing to decide, so the execution skips it.
     held = any(
@@ -162,13 +170,15 @@ def cancel(conn: Connection, execution_id: str, user: str | None) -> dict[str, A
     if status in WAITING:
         queue.ack_ref(conn, SCHEDULE, execution_id)
         queue.ack_ref(conn, RUN, execution_id)
-        return exe_store.set_status(
+        canceled = exe_store.set_status(
             conn,
             row,
             Status.CANCELED,
             extra_context=extra,
             result={"error": f"canceled by {user}"} if user else None,
         )
+        events.executions_finished(conn, [canceled])
+        return canceled
     new = exe_store.set_status(conn, row, Status.CANCELING, extra_context=extra)
     after_commit(conn, "cancel", execution_id)
     return new

@@ -17,8 +17,10 @@ from squall.config import Settings
 from squall.errors import ContentError, InvalidInput, SquallError
 from squall.packs.loader import LoadedPack, discover_packs, load_pack, load_yaml
 from squall.runners.registry import runner_types
+from squall.services import rules
 from squall.services.executions import parameter_schema
 from squall.store import content
+from squall.store import sensors as sensor_store
 from squall.store.db import Database
 
 log = logging.getLogger(__name__)
@@ -29,6 +31,7 @@ class RegisterReport:
     packs: list[str] = field(default_factory=list)
     actions: int = 0
     policies: int = 0
+    rules: int = 0
     errors: list[ContentError] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
 
@@ -38,6 +41,7 @@ class RegisterReport:
             "removed": self.removed,
             "actions": self.actions,
             "policies": self.policies,
+            "rules": self.rules,
             "errors": [e.to_dict() for e in self.errors],
         }
 
@@ -87,6 +91,8 @@ def _policies(pack: LoadedPack) -> list[dict[str, Any]]:
 def register_loaded(
     conn: Connection, pack: LoadedPack, actions: list[dict[str, Any]]
 ) -> dict[str, int]:
+    rules.register_pack_content(conn, pack)
+    sensor_store.sync_pack(conn, pack.ref, pack.sensors)
     return content.register_pack(
         conn,
         ref=pack.ref,
@@ -111,6 +117,7 @@ async def register_all(
     A broken pack or file is reported and skipped; the rest is registered."""
     report = RegisterReport()
     found: set[str] = set()
+    registered: list[LoadedPack] = []
     for pack_dir in discover_packs(settings.all_packs_dirs):
         try:
             pack = load_pack(pack_dir, settings.configs_dir)
@@ -128,8 +135,14 @@ async def register_all(
             report.errors.append(ContentError(str(pack_dir), f"could not register: {exc}"))
             continue
         report.packs.append(pack.ref)
+        registered.append(pack)
         report.actions += counts["actions"]
         report.policies += counts["policies"]
+    # Rules last: they may name actions and trigger types of any pack.
+    for pack in registered:
+        count, errors = await db.write(rules.register_pack_rules, pack)
+        report.rules += count
+        report.errors.extend(errors)
     if not only:
         # A full registration mirrors the disk: packs that are gone are removed.
         for row in await db.read(content.list_packs):

@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection
 
 from squall.core.executions import Status
 from squall.core.policies import concurrency_decision
+from squall.services import events
 from squall.services.bus import Bus, wait_for_wake
 from squall.store import content, queue
 from squall.store import executions as exe_store
@@ -58,12 +59,13 @@ def schedule_batch(conn: Connection, owner: str, lease_seconds: float) -> int:
                 exe_store.set_status(conn, row, Status.DELAYED)
             queue.release(conn, item.id, delay=DELAY_RECHECK_SECONDS)
         elif decision == "cancel":
-            exe_store.set_status(
+            canceled = exe_store.set_status(
                 conn,
                 row,
                 Status.CANCELED,
                 result={"error": "canceled by the action.concurrency policy: too many running"},
             )
+            events.executions_finished(conn, [canceled])
             queue.ack(conn, item.id)
         else:
             exe_store.set_status(conn, row, Status.SCHEDULED)

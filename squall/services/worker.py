@@ -30,6 +30,7 @@ from squall.errors import SquallError, StoreUnavailable
 from squall.runners.base import RunContext, RunResult
 from squall.runners.process import kill_leftover, process_identity
 from squall.runners.registry import get_runner
+from squall.services import events
 from squall.services.bus import Bus, wait_for_wake
 from squall.services.executions import pack_config, parameter_schema
 from squall.services.scheduler import until
@@ -129,7 +130,7 @@ def start_batch(
             changes.append((row, Status.ABANDONED, {"error": ABANDONED_ERROR}, None))
             done.append(item.id)
     queue.ack_many(conn, done)
-    exe_store.set_status_many(conn, changes)
+    events.executions_finished(conn, exe_store.set_status_many(conn, changes))
     scheduled = [(i, r) for i, r in to_run if r["status"] == Status.SCHEDULED]
     running = exe_store.set_status_many(
         conn, [(r, Status.RUNNING, UNSET, None) for _, r in scheduled]
@@ -151,7 +152,8 @@ def start_batch(
         if isinstance(config, SquallError):
             pack = row["action"].get("pack", "")
             error = f"the config of pack {pack} could not be rendered: {config.message}"
-            exe_store.set_status(conn, row, Status.FAILED, result={"error": error})
+            failed = exe_store.set_status(conn, row, Status.FAILED, result={"error": error})
+            events.executions_finished(conn, [failed])
             queue.ack(conn, item_id)
             continue
         token = None
@@ -193,8 +195,10 @@ def finish_many(conn: Connection, completions: list[Completion]) -> None:
         if row["status"] == Status.CANCELING and status == Status.SUCCEEDED:
             status = Status.CANCELED
         changes.append((row, status, c.result, None))
-    for row in exe_store.set_status_many(conn, changes):
+    finished = exe_store.set_status_many(conn, changes)
+    for row in finished:
         _maybe_retry(conn, row)
+    events.executions_finished(conn, finished)
 
 
 def _maybe_retry(conn: Connection, row: dict[str, Any]) -> None:

@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection
 from squall.errors import NotFound
 from squall.store.db import tx_cache
 from squall.store.ids import new_id
-from squall.store.tables import actions, packs, policies
+from squall.store.tables import actions, packs, policies, sensors, trigger_types
 
 
 def _existing_ids(conn: Connection, table: sa.Table, pack: str) -> dict[str, str]:
@@ -86,9 +86,14 @@ def register_pack(
 
 
 def unregister_pack(conn: Connection, ref: str) -> None:
+    from squall.store import rules as rule_store
+
     tx_cache(conn).clear()
     conn.execute(actions.delete().where(actions.c.pack == ref))
     conn.execute(policies.delete().where(policies.c.pack == ref))
+    conn.execute(trigger_types.delete().where(trigger_types.c.pack == ref))
+    conn.execute(sensors.delete().where(sensors.c.pack == ref))
+    rule_store.delete_pack_rules(conn, ref)
     if not conn.execute(packs.delete().where(packs.c.ref == ref)).rowcount:
         raise NotFound(f"no pack {ref!r} is registered")
 

@@ -13,7 +13,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from squall.core import triggers as t
+from squall.core.timestamps import iso
 from squall.errors import InvalidInput, NotFound
+from squall.store import triggers as trigger_store
 from squall.store.tables import kv
 
 SCOPES = ("system", "user")
@@ -66,9 +69,34 @@ def set_value(
     old = conn.execute(sa.select(kv).where(*key)).first()
     if old is None:
         conn.execute(kv.insert().values(**row))
+        _emit(conn, t.KV_CREATE, {"object": _event_object(row)})
     else:
         conn.execute(kv.update().where(*key).values(**row))
+        _emit(conn, t.KV_UPDATE, {"object": _event_object(row)})
+        if old.value != row["value"] or old.secret != row["secret"]:
+            change = {"old_object": _event_object(old._mapping), "new_object": _event_object(row)}
+            _emit(conn, t.KV_VALUE_CHANGE, change)
     return row
+
+
+def _event_object(row: Any) -> dict[str, Any]:
+    """A key as datastore events show it: secret values stay hidden."""
+    scope = row["scope"]
+    return {
+        "name": row["name"],
+        "scope": "st2kv.system" if scope == "system" else "st2kv.user",
+        "user": row["owner"] or None,
+        "secret": bool(row["secret"]),
+        "value": "********" if row["secret"] else row["value"],
+        "expire_timestamp": iso(row["expire_at"]),
+    }
+
+
+def _emit(conn: Connection, type_ref: str, payload: dict[str, Any]) -> None:
+    # Stored only when a rule listens: a busy datastore would otherwise
+    # double its writes for events nothing reacts to.
+    if trigger_store.listened(conn, type_ref):
+        trigger_store.create_instance(conn, type_ref, payload, {"source": "datastore"})
 
 
 def get(conn: Connection, *, scope: str, user: str | None, name: str) -> dict[str, Any]:
@@ -111,15 +139,20 @@ def list_(
 
 
 def delete(conn: Connection, *, scope: str, user: str | None, name: str) -> None:
-    n = conn.execute(
-        kv.delete().where(kv.c.scope == scope, kv.c.owner == _owner(scope, user), kv.c.name == name)
-    ).rowcount
-    if not n:
+    key = (kv.c.scope == scope, kv.c.owner == _owner(scope, user), kv.c.name == name)
+    old = conn.execute(sa.select(kv).where(*key)).first()
+    if old is None:
         raise NotFound(f"no key {name!r} in the {scope} scope")
+    conn.execute(kv.delete().where(*key))
+    _emit(conn, t.KV_DELETE, {"object": _event_object(old._mapping)})
 
 
 def delete_expired(conn: Connection) -> int:
-    return conn.execute(kv.delete().where(kv.c.expire_at <= time.time())).rowcount or 0
+    expired = kv.c.expire_at <= time.time()
+    if trigger_store.listened(conn, t.KV_EXPIRE):
+        for old in conn.execute(sa.select(kv).where(expired)).all():
+            _emit(conn, t.KV_EXPIRE, {"object": _event_object(old._mapping)})
+    return conn.execute(kv.delete().where(expired)).rowcount or 0
 
 
 def reencrypt_all(

@@ -62,8 +62,37 @@ def _claim_statement(postgres: bool) -> Any:
 _CLAIM = {False: _claim_statement(False), True: _claim_statement(True)}
 
 
+def _take_statement(postgres: bool) -> Any:
+    due = (
+        sa.select(work.c.id)
+        .where(
+            work.c.topic == sa.bindparam("b_topic"),
+            work.c.available_at <= sa.bindparam("b_now"),
+            work.c.lease_owner.is_(None),
+        )
+        .order_by(work.c.id)
+        .limit(sa.bindparam("b_limit"))
+    )
+    if postgres:
+        due = due.with_for_update(skip_locked=True)
+    return (
+        work.delete()
+        .where(work.c.id.in_(due.scalar_subquery()))
+        .returning(work.c.id, work.c.topic, work.c.ref, work.c.payload, work.c.attempts)
+    )
+
+
+_TAKE = {False: _take_statement(False), True: _take_statement(True)}
+
+
 def enqueue(
-    conn: Connection, topic: str, ref: str, payload: Any = None, *, delay: float = 0.0
+    conn: Connection,
+    topic: str,
+    ref: str,
+    payload: Any = None,
+    *,
+    delay: float = 0.0,
+    at: float | None = None,
 ) -> None:
     now = time.time()
     conn.execute(
@@ -72,7 +101,7 @@ def enqueue(
             "topic": topic,
             "ref": ref,
             "payload": payload,
-            "available_at": now + delay,
+            "available_at": at if at is not None else now + delay,
             "lease_owner": None,
             "lease_expires": None,
             "attempts": 0,
@@ -97,6 +126,40 @@ def claim(
         },
     ).all()
     return sorted((WorkItem(*r) for r in rows), key=lambda w: w.id)
+
+
+def take(conn: Connection, topic: str, *, limit: int) -> list[WorkItem]:
+    """Remove and return due items: for consumers that finish the work in the
+    same transaction, so a crash before the commit leaves the items in place
+    and no lease is needed."""
+    rows = conn.execute(
+        _TAKE[conn.dialect.name == "postgresql"],
+        {"b_topic": topic, "b_now": time.time(), "b_limit": limit},
+    ).all()
+    return sorted((WorkItem(*r) for r in rows), key=lambda w: w.id)
+
+
+def enqueue_many(conn: Connection, topic: str, refs: list[str], *, delay: float = 0.0) -> None:
+    if not refs:
+        return
+    now = time.time()
+    conn.execute(
+        _INSERT,
+        [
+            {
+                "topic": topic,
+                "ref": ref,
+                "payload": None,
+                "available_at": now + delay,
+                "lease_owner": None,
+                "lease_expires": None,
+                "attempts": 0,
+                "created_at": now,
+            }
+            for ref in refs
+        ],
+    )
+    after_commit(conn, "wake", topic)
 
 
 def ack(conn: Connection, item_id: int) -> None:

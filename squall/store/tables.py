@@ -153,12 +153,90 @@ tokens = sa.Table(
     sa.Column("expiry", Ts, nullable=False, index=True),
 )
 
+trigger_types = sa.Table(
+    "trigger_types",
+    metadata,
+    sa.Column("ref", sa.String(512), primary_key=True),
+    sa.Column("id", sa.String(32), nullable=False, unique=True),
+    sa.Column("pack", sa.String(255), nullable=False, index=True),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("meta", Json, nullable=False),  # description, payload_schema, parameters_schema...
+)
+
+# A trigger is a trigger type with parameters (the webhook "github", a timer
+# every 5 minutes). Rules name one; trigger instances are events of one.
+triggers = sa.Table(
+    "triggers",
+    metadata,
+    sa.Column("ref", sa.String(512), primary_key=True),
+    sa.Column("id", sa.String(32), nullable=False, unique=True),
+    sa.Column("type", sa.String(512), nullable=False, index=True),
+    sa.Column("pack", sa.String(255), nullable=False),
+    sa.Column("parameters", Json, nullable=False),
+)
+
+rules = sa.Table(
+    "rules",
+    metadata,
+    sa.Column("ref", sa.String(512), primary_key=True),
+    sa.Column("id", sa.String(32), nullable=False, unique=True),
+    sa.Column("pack", sa.String(255), nullable=False, index=True),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("trigger_type", sa.String(512), nullable=False, index=True),
+    sa.Column("trigger_ref", sa.String(512), nullable=False, index=True),
+    sa.Column("meta", Json, nullable=False),  # the rule as loaded or created
+    sa.Column("source", sa.String(16), nullable=False),  # "pack" | "api"
+    sa.Column("updated_at", Ts, nullable=False),
+)
+
 trigger_instances = sa.Table(
     "trigger_instances",
     metadata,
     sa.Column("id", sa.String(32), primary_key=True),
     sa.Column("trigger", sa.String(512), nullable=False, index=True),
     sa.Column("payload", Json, nullable=False),
-    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(32), nullable=False, index=True),
     sa.Column("occurrence_time", Ts, nullable=False, index=True),
+    sa.Column("context", Json),  # where it came from: webhook caller, sensor, re-emit of...
+)
+
+rule_enforcements = sa.Table(
+    "rule_enforcements",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("rule_ref", sa.String(512), nullable=False, index=True),
+    sa.Column("rule_id", sa.String(32), nullable=False),
+    sa.Column("trigger_instance_id", sa.String(32), nullable=False, index=True),
+    sa.Column("execution_id", sa.String(32), index=True),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("failure_reason", sa.Text),
+    sa.Column("enforced_at", Ts, nullable=False, index=True),
+    sa.Column("details", Json),  # throttle/accumulate bookkeeping
+)
+
+# Open throttle and accumulate windows, one per rule and group of events.
+rule_windows = sa.Table(
+    "rule_windows",
+    metadata,
+    sa.Column("rule_ref", sa.String(512), primary_key=True),
+    sa.Column("group_key", sa.String(512), primary_key=True),
+    sa.Column("opened_at", Ts, nullable=False),
+    sa.Column("closes_at", Ts, nullable=False),
+    sa.Column("count", sa.Integer, nullable=False),
+    sa.Column("instances", Json, nullable=False),  # trigger instance ids kept for the action
+)
+
+sensors = sa.Table(
+    "sensors",
+    metadata,
+    sa.Column("ref", sa.String(512), primary_key=True),
+    sa.Column("id", sa.String(32), nullable=False, unique=True),
+    sa.Column("pack", sa.String(255), nullable=False, index=True),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("meta", Json, nullable=False),
+    # What the sensor container last reported about the process.
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("state_info", Json, nullable=False),
+    sa.Column("state_at", Ts, nullable=False),
 )

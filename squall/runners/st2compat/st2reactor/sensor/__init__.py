@@ -1,0 +1,1 @@
+"""Base classes pack sensors subclass: ``Sensor`` (passive) and ``PollingSensor`` (active)."""
