@@ -26,6 +26,7 @@ from squall.services.sensors import SensorContainer
 from squall.services.worker import Worker
 from squall.store import auth, migrate, queue
 from squall.store.db import Database
+from squall.store.triggers import ensure_builtin_types
 
 log = logging.getLogger("squall")
 
@@ -120,6 +121,7 @@ async def start_system(settings: Settings, *, register_packs: bool = True) -> Sy
     if settings.is_sqlite:
         # We hold the data directory's lock: no other process can own a lease.
         await db.write(queue.expire_leases)
+    await db.write(ensure_builtin_types)
     if register_packs:
         await register_all(db, settings)
     lease = settings.lease_seconds

@@ -14,7 +14,7 @@ import click
 from rich.text import Text
 
 from squall.cli.client import Client, _q
-from squall.cli.common import client_of, format_options, note
+from squall.cli.common import client_of, error, format_options, note
 from squall.cli.output import emit, format_time, print_table, scalar, show, to_yaml
 from squall.core import rules as core_rules
 from squall.core import templating
@@ -23,6 +23,7 @@ from squall.errors import InvalidInput, NotFound, SquallError
 from squall.packs.loader import load_yaml
 
 EXIT_NO_MATCH = 1
+EXIT_BAD_INPUT = 2
 
 
 def _get(client: Client, path: str, **params: Any) -> Any:
@@ -236,14 +237,22 @@ def rule_test(
     rule_ref: str | None,
     instance_id: str | None,
 ) -> None:
-    """Would RULE_FILE fire for TRIGGER_INSTANCE_FILE? Exit 0 if it matches, 1 if not.
+    """Would RULE_FILE fire for TRIGGER_INSTANCE_FILE? Exit 0 if it matches, 1 if not
+    (2 when the rule or the event cannot be used).
 
     Prints each criterion's verdict and, on a match, the action parameters
     the rule would render. The trigger instance file holds
     {trigger: REF, payload: {...}} (or just the payload).
     """
-    rule_meta, instance = _load_test_inputs(ctx, rule_file, instance_file, rule_ref, instance_id)
-    compiled = core_rules.compile_rule({**rule_meta, "id": rule_meta.get("id", "")})
+    try:
+        rule_meta, instance = _load_test_inputs(
+            ctx, rule_file, instance_file, rule_ref, instance_id
+        )
+        compiled = core_rules.compile_rule({**rule_meta, "id": rule_meta.get("id", "")})
+    except InvalidInput as exc:
+        # Not "no match": a broken rule or event must not pass for one in a pack's tests.
+        error(exc.message)
+        ctx.exit(EXIT_BAD_INPUT)
     payload = instance.get("payload")
     trigger = instance.get("trigger")
     wanted = (compiled.trigger_ref, compiled.trigger_type)

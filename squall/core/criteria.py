@@ -36,9 +36,15 @@ pointed out in a comment where it is reproduced. In short:
   ``| to_complex`` appended to its expressions so that a value keeps its
   JSON type (``"{{ trigger.count }}"`` gives the number), and as plain text
   when that result is not JSON.
+* Inside a ``search``, patterns see ``item`` (the list item) and not
+  ``trigger``.
 * Criteria that are not empty never match an empty payload.
 
-Where Squall knowingly differs from StackStorm, the code says so.
+Where Squall knowingly differs from StackStorm, the code says so. In short:
+problems StackStorm only meets when an event arrives (an invalid regex, an
+unreadable key, an unknown nested operator) stop the rule from loading
+here; ``timediff_*`` reads ISO 8601 and RFC 2822 dates only; JSONPath
+filters and unions, and datastore roots, are not accepted in keys.
 """
 
 from __future__ import annotations
@@ -59,7 +65,7 @@ from typing import Any, Final
 import orjson
 
 from squall.core.templating import is_template
-from squall.errors import InvalidInput
+from squall.errors import InvalidInput, SquallError
 
 __all__ = [
     "OPERATORS",
@@ -129,9 +135,11 @@ def _show(value: Any) -> str:
 
 
 def _problem(exc: BaseException) -> str:
-    text = getattr(exc, "message", None) or str(exc)
+    if isinstance(exc, SquallError):
+        return exc.message  # already written for the user
     if isinstance(exc, _PatternError):
-        return text
+        return str(exc)
+    text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
@@ -887,7 +895,8 @@ _NEWLINES_RE = re.compile(r"\r\n|\r|\n")
 
 def _as_jinja_text(text: str) -> str:
     # StackStorm renders every string pattern, and Jinja turns any line break
-    # into "\n" and drops one trailing newline (a YAML block scalar's).
+    # into "\n" and drops one trailing newline (a YAML block scalar's). A
+    # "{#" in a plain pattern stays text here, where Jinja would see a comment.
     lines = _NEWLINES_RE.split(text)
     if lines[-1] == "":
         lines.pop()
@@ -1122,12 +1131,13 @@ class Criteria:
 
 
 def _unknown_operator(name: Any) -> str:
-    shown = name if isinstance(name, str) else repr(name)
-    close = difflib.get_close_matches(str(name).lower(), operator_names(), n=3, cutoff=0.6)
+    if not isinstance(name, str):
+        return f"the operator must be a name such as equals, not {name!r}"
+    close = difflib.get_close_matches(name.lower(), operator_names(), n=3, cutoff=0.6)
     if close:
         names = " or ".join(repr(c) for c in close)
-        return f"unknown operator {shown!r}; did you mean {names}?"
-    return f"unknown operator {shown!r}; the operators are: {', '.join(operator_names())}"
+        return f"unknown operator {name!r}; did you mean {names}?"
+    return f"unknown operator {name!r}; the operators are: {', '.join(operator_names())}"
 
 
 def _compile_one(key: Any, spec: Any, root: str, parent: str | None) -> _Criterion:

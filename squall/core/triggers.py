@@ -113,10 +113,9 @@ BUILTIN_TRIGGER_TYPES: tuple[dict[str, Any], ...] = (
         "Fires on a cron-like schedule (fields as in APScheduler's cron trigger).",
         _TIMER_PAYLOAD,
         {
-            **_props(
-                timezone=_TIMEZONE,
-                **{f: _CRON_FIELD for f in _CRON_FIELDS},
-            ),
+            "type": "object",
+            "properties": {"timezone": _TIMEZONE, **{f: _CRON_FIELD for f in _CRON_FIELDS}},
+            "additionalProperties": False,
             "minProperties": 1,
         },
     ),

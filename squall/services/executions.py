@@ -135,7 +135,13 @@ def request(
     parent_id: str | None = None,
     delay: float = 0.0,
     extra_context: dict[str, Any] | None = None,
+    defer: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
+    """Check and record a new execution of ``action_ref``.
+
+    With ``defer``, the row is appended to it instead of being inserted: the
+    caller inserts a batch at once with ``exe_store.create_many`` (only
+    without ``delay``)."""
     action = content.get_action(conn, action_ref)
     if not action.get("enabled", True):
         raise InvalidInput(f"action {action['ref']} is disabled; enable it before running it")
@@ -147,6 +153,13 @@ def request(
         p["policy_type"].startswith("action.concurrency")
         for p in content.policies_for(conn, action["ref"])
     )
+    if defer is not None and not delay:
+        row = exe_store.new_row(
+            action=action, parameters=final, context=ctx, user=user, parent_id=parent_id,
+            direct=not held,
+        )  # fmt: skip
+        defer.append(row)
+        return row
     return exe_store.create(
         conn,
         action=action,

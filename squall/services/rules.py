@@ -89,9 +89,9 @@ def set_enabled(conn: Connection, ref_or_id: str, enabled: bool) -> dict[str, An
 def register_pack_content(conn: Connection, pack: LoadedPack) -> list[ContentError]:
     """Store the trigger types a pack declares (rules come later, once every
     pack's actions and trigger types are known)."""
-    trigger_store.ensure_builtin_types(conn)
     types = [{k: v for k, v in t.items() if k != "metadata_file"} for t in pack.triggers]
     trigger_store.sync_types(conn, pack.ref, types)
+    trigger_store.ensure_builtin_types(conn)
     return []
 
 

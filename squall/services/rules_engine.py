@@ -29,6 +29,7 @@ from squall.crypto import KeyRing
 from squall.errors import SquallError
 from squall.services import executions as exe_service
 from squall.services.bus import Bus
+from squall.store import executions as exe_store
 from squall.store import queue
 from squall.store import rules as rule_store
 from squall.store import triggers as trigger_store
@@ -119,38 +120,34 @@ class RulesEngine:
         index = self.cache.get(conn)
         now = time.time()
         events = self._due_timers(conn, now)
-        items = queue.take(conn, trigger_store.RULES, limit=EVENTS_PER_STEP)
-        instances = trigger_store.get_instances(conn, [i.ref for i in items])
-        events += [
-            _Event(r["id"], r["trigger"], r["payload"])
-            for r in (instances.get(i.ref) for i in items)
-            if r is not None
-        ]
+        pending = trigger_store.take_pending(conn, EVENTS_PER_STEP)
+        events += [_Event(r["id"], r["trigger"], r["payload"]) for r in pending]
         enforcements: list[dict[str, Any]] = []
         statuses: dict[str, str] = {}
+        executions: list[dict[str, Any]] = []
         for event in events:
-            enforcements += self._handle(conn, index, event, now)
+            enforcements += self._handle(conn, index, event, now, executions)
             statuses[event.id] = trigger_store.PROCESSED
         windows = queue.take(conn, rule_store.WINDOW, limit=EVENTS_PER_STEP)
         for item in windows:
-            enforcements += self._close_window(conn, index, item, now)
+            enforcements += self._close_window(conn, index, item, now, executions)
+        exe_store.create_many(conn, executions)
         rule_store.add_enforcements(conn, enforcements)
         trigger_store.set_statuses(conn, statuses)
-        return bool(items or windows) or len(events) > 0
+        return bool(pending or windows or events)
 
     def quarantine_one(self, conn: Connection) -> None:
         """After a failed step: handle one event alone; if it fails again,
         mark it failed so it cannot block the others."""
-        items = queue.take(conn, trigger_store.RULES, limit=1)
-        if not items:
+        pending = trigger_store.take_pending(conn, 1)
+        if not pending:
             return
-        instance = trigger_store.get_instances(conn, [items[0].ref]).get(items[0].ref)
-        if instance is None:
-            return
-        event = _Event(instance["id"], instance["trigger"], instance["payload"])
+        event = _Event(pending[0]["id"], pending[0]["trigger"], pending[0]["payload"])
         try:
             with conn.begin_nested():
-                found = self._handle(conn, self.cache.get(conn), event, time.time())
+                executions: list[dict[str, Any]] = []
+                found = self._handle(conn, self.cache.get(conn), event, time.time(), executions)
+                exe_store.create_many(conn, executions)
                 rule_store.add_enforcements(conn, found)
                 trigger_store.set_statuses(conn, {event.id: trigger_store.PROCESSED})
         except Exception:
@@ -176,7 +173,12 @@ class RulesEngine:
         return events
 
     def _handle(
-        self, conn: Connection, index: RuleIndex, event: _Event, now: float
+        self,
+        conn: Connection,
+        index: RuleIndex,
+        event: _Event,
+        now: float,
+        executions: list[dict[str, Any]],
     ) -> list[dict[str, Any]]:
         out = []
         for rule in index.for_trigger(event.trigger):
@@ -189,16 +191,22 @@ class RulesEngine:
             if not matched:
                 continue
             if rule.throttle is None and rule.accumulate is None:
-                out.append(self._enforce(conn, rule, event.id, [event.payload]))
+                out.append(self._enforce(conn, rule, event.id, [event.payload], executions))
                 continue
             group = core_rules.group_key(rule.group_by, event.payload)
             window = rule_store.get_window(conn, rule.ref, group)
             decision = core_rules.on_event(rule, window, event.id, now)
-            out.append(self._apply(conn, rule, group, decision, event.id))
+            out.append(self._apply(conn, rule, group, decision, event.id, executions))
         return out
 
     def _apply(
-        self, conn: Connection, rule: CompiledRule, group: str, decision: Decision, last: str
+        self,
+        conn: Connection,
+        rule: CompiledRule,
+        group: str,
+        decision: Decision,
+        last: str,
+        executions: list[dict[str, Any]],
     ) -> dict[str, Any]:
         rule_store.put_window(conn, rule.ref, group, decision.window)
         if decision.close_at is not None:
@@ -215,10 +223,15 @@ class RulesEngine:
         found = trigger_store.get_instances(conn, ids)
         payloads = [found[i]["payload"] for i in ids if i in found]
         details = {"group": group, "instances": ids} if len(ids) > 1 else {"group": group}
-        return self._enforce(conn, rule, ids[-1], payloads, details)
+        return self._enforce(conn, rule, ids[-1], payloads, executions, details)
 
     def _close_window(
-        self, conn: Connection, index: RuleIndex, item: WorkItem, now: float
+        self,
+        conn: Connection,
+        index: RuleIndex,
+        item: WorkItem,
+        now: float,
+        executions: list[dict[str, Any]],
     ) -> list[dict[str, Any]]:
         spec = item.payload or {}
         rule = index.by_ref.get(str(spec.get("rule")))
@@ -229,7 +242,7 @@ class RulesEngine:
         if not decision.fire:
             rule_store.put_window(conn, rule.ref, group, decision.window)
             return []
-        return [self._apply(conn, rule, group, decision, decision.instances[-1])]
+        return [self._apply(conn, rule, group, decision, decision.instances[-1], executions)]
 
     def _context(self, conn: Connection, rule: CompiledRule, payload: Any) -> dict[str, Any]:
         user = _rule_user(rule)
@@ -244,6 +257,7 @@ class RulesEngine:
         rule: CompiledRule,
         instance_id: str,
         payloads: list[Any],
+        executions: list[dict[str, Any]],
         details: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Start the rule's action for an event (the last of ``payloads``)."""
@@ -266,6 +280,7 @@ class RulesEngine:
                 keyring=self.keyring,
                 context=exec_context,
                 extra_context=extra,
+                defer=executions,
             )
         except SquallError as exc:
             return rule_store.enforcement(

@@ -107,10 +107,15 @@ class SensorContainer:
     async def _state(self, ref: str, state: str, info: dict[str, Any]) -> None:
         def record(conn: Connection) -> None:
             sensor_store.set_state(conn, ref, state, info)
-            lifecycle = {"running": core_triggers.SENSOR_SPAWN, "crashed": core_triggers.SENSOR_EXIT}
+            lifecycle = {
+                "running": core_triggers.SENSOR_SPAWN,
+                "crashed": core_triggers.SENSOR_EXIT,
+            }
             if state in lifecycle or (state == "stopped" and info.get("exit_code") is not None):
                 type_ref = lifecycle.get(state, core_triggers.SENSOR_EXIT)
-                events.emit_internal(conn, type_ref, {"object": {"ref": ref, "state": state, **info}})
+                events.emit_internal(
+                    conn, type_ref, {"object": {"ref": ref, "state": state, **info}}
+                )
 
         try:
             await self.db.write(record)
@@ -129,7 +134,9 @@ def _triggers_for(conn: Connection, meta: dict[str, Any]) -> list[dict[str, Any]
     out = []
     for type_ref in meta.get("trigger_types") or []:
         for t in trigger_store.list_triggers(conn, type_ref):
-            out.append({"ref": t["ref"], "id": t["id"], "type": t["type"], "parameters": t["parameters"]})
+            out.append(
+                {"ref": t["ref"], "id": t["id"], "type": t["type"], "parameters": t["parameters"]}
+            )
     return out
 
 

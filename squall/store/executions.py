@@ -58,12 +58,50 @@ def create(
     With ``schedule=False`` (no policy can hold it back) it is recorded as
     requested and scheduled at once, and queued straight for a runner.
     """
+    row = new_row(
+        action=action,
+        parameters=parameters,
+        context=context,
+        user=user,
+        parent_id=parent_id,
+        direct=not schedule and not delay,
+    )
+    conn.execute(_INSERT, row)
+    queue.enqueue(
+        conn, RUN if row["status"] == Status.SCHEDULED else SCHEDULE, row["id"], delay=delay
+    )
+    after_commit(conn, "event", ("st2.execution__create", row))
+    return row
+
+
+def create_many(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Record executions made with :func:`new_row` (no delay) in one statement each."""
+    if not rows:
+        return
+    conn.execute(_INSERT, rows)
+    direct = [r["id"] for r in rows if r["status"] == Status.SCHEDULED]
+    held = [r["id"] for r in rows if r["status"] != Status.SCHEDULED]
+    queue.enqueue_many(conn, RUN, direct)
+    queue.enqueue_many(conn, SCHEDULE, held)
+    for row in rows:
+        after_commit(conn, "event", ("st2.execution__create", row))
+
+
+def new_row(
+    *,
+    action: dict[str, Any],
+    parameters: dict[str, Any],
+    context: dict[str, Any],
+    user: str | None,
+    parent_id: str | None,
+    direct: bool,
+) -> dict[str, Any]:
+    """A requested execution's row; ``direct`` ones are scheduled at once."""
     now = time.time()
     log = [{"status": Status.REQUESTED.value, "timestamp": now}]
-    direct = not schedule and not delay
     if direct:
         log.append({"status": Status.SCHEDULED.value, "timestamp": now})
-    row = {
+    return {
         "id": new_id(),
         "action_ref": action["ref"],
         "runner_type": action["runner_type"],
@@ -79,10 +117,6 @@ def create(
         "end_timestamp": None,
         "output_bytes": 0,
     }
-    conn.execute(_INSERT, row)
-    queue.enqueue(conn, RUN if direct else SCHEDULE, row["id"], delay=delay)
-    after_commit(conn, "event", ("st2.execution__create", row))
-    return row
 
 
 def get(conn: Connection, execution_id: str) -> dict[str, Any]:

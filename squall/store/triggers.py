@@ -11,12 +11,11 @@ from sqlalchemy.engine import Connection
 
 from squall.core import triggers as core_triggers
 from squall.errors import NotFound
-from squall.store import queue
 from squall.store.db import after_commit, tx_cache
 from squall.store.ids import new_id
 from squall.store.tables import rules, trigger_instances, trigger_types, triggers
 
-RULES = "rules"  # work topic: trigger instances for the rules engine
+RULES = "rules"  # wake-up topic of the rules engine
 
 # Trigger instance statuses, as StackStorm names them.
 PENDING = "pending"  # stored, not yet looked at by the rules engine
@@ -45,8 +44,14 @@ def sync_types(conn: Connection, pack: str, types: list[dict[str, Any]]) -> None
             sa.select(trigger_types.c.ref, trigger_types.c.id).where(trigger_types.c.pack == pack)
         ).all()
     )
-    conn.execute(trigger_types.delete().where(trigger_types.c.pack == pack))
+    conn.execute(
+        trigger_types.delete().where(
+            trigger_types.c.pack == pack, trigger_types.c.ref.not_in(core_triggers.BUILTIN_REFS)
+        )
+    )
     for meta in types:
+        if meta["ref"] in core_triggers.BUILTIN_REFS:
+            continue  # a pack cannot replace a built-in trigger type
         type_id = old.get(meta["ref"]) or new_id()
         conn.execute(trigger_types.insert().values(id=type_id, **type_row({**meta, "id": type_id})))
 
@@ -165,8 +170,9 @@ def create_instances(
     *,
     status: str = PENDING,
 ) -> list[dict[str, Any]]:
-    """Store events ``(trigger ref, payload, context)``; pending ones are
-    queued for the rules engine in the same transaction."""
+    """Store events ``(trigger ref, payload, context)``. A pending instance
+    is its own work item: the rules engine takes pending instances in id
+    (that is, arrival) order, so no queue row is needed."""
     now = time.time()
     rows = [
         {
@@ -183,7 +189,7 @@ def create_instances(
         return rows
     conn.execute(_INSERT_INSTANCE, rows)
     if status == PENDING:
-        queue.enqueue_many(conn, RULES, [r["id"] for r in rows])
+        after_commit(conn, "wake", RULES)
     for r in rows:
         after_commit(conn, "event", ("st2.trigger_instance__create", r))
     return rows
@@ -198,6 +204,34 @@ def create_instance(
     status: str = PENDING,
 ) -> dict[str, Any]:
     return create_instances(conn, [(trigger, payload, context)], status=status)[0]
+
+
+def _pending_statement(postgres: bool) -> Any:
+    ti = trigger_instances
+    query = (
+        sa.select(ti.c.id, ti.c.trigger, ti.c.payload)
+        .where(ti.c.status == PENDING)
+        .order_by(ti.c.id)
+        .limit(sa.bindparam("b_limit"))
+    )
+    return query.with_for_update(skip_locked=True) if postgres else query
+
+
+_PENDING = {False: _pending_statement(False), True: _pending_statement(True)}
+
+
+def take_pending(conn: Connection, limit: int) -> list[dict[str, Any]]:
+    """The oldest pending instances, locked for this transaction (which must
+    set their status before it commits)."""
+    rows = conn.execute(_PENDING[conn.dialect.name == "postgresql"], {"b_limit": limit}).all()
+    return [_row(r) for r in rows]
+
+
+def has_pending(conn: Connection) -> bool:
+    ti = trigger_instances
+    return (
+        conn.execute(sa.select(ti.c.id).where(ti.c.status == PENDING).limit(1)).first() is not None
+    )
 
 
 def get_instance(conn: Connection, instance_id: str) -> dict[str, Any]:

@@ -99,6 +99,18 @@ def make_event_pack(packs: Path) -> Path:
         """,
     )
     write(
+        pack / "rules" / "load.yaml",
+        """
+        name: load
+        pack: epack
+        enabled: true
+        trigger: {type: core.st2.webhook, parameters: {url: load}}
+        criteria:
+          trigger.body.severity: {type: equals, pattern: critical}
+        action: {ref: core.noop}
+        """,
+    )
+    write(
         pack / "rules" / "bad_template.yaml",
         """
         name: bad_template
@@ -176,6 +188,84 @@ def make_event_pack(packs: Path) -> Path:
         criteria:
           trigger.body.x: {type: regex, pattern: "([unclosed"}
         action: {ref: core.noop}
+        """,
+    )
+    write(
+        pack / "sensors" / "counter.yaml",
+        """
+        class_name: Counter
+        entry_point: counter.py
+        description: dispatches five events and remembers how far it got
+        trigger_types: []
+        """,
+    )
+    write(
+        pack / "sensors" / "counter.py",
+        """
+        import time
+
+        from st2reactor.sensor.base import Sensor
+
+
+        class Counter(Sensor):
+            def setup(self):
+                self.log = self.sensor_service.get_logger(__name__)
+
+            def run(self):
+                start = int(self.sensor_service.get_value("counter.next") or 11)
+                for n in range(start, 16):
+                    self.sensor_service.dispatch(trigger="epack.event", payload={"n": n})
+                    self.sensor_service.set_value("counter.next", str(n + 1))
+                # A payload that breaks the trigger type's schema is refused, not stored as valid.
+                self.sensor_service.dispatch(trigger="epack.event", payload={"n": "many"})
+                self.log.info("counter done")
+                while True:
+                    time.sleep(1)
+
+            def cleanup(self):
+                pass
+
+            def add_trigger(self, trigger):
+                pass
+
+            def update_trigger(self, trigger):
+                pass
+
+            def remove_trigger(self, trigger):
+                pass
+        """,
+    )
+    write(
+        pack / "sensors" / "crasher.yaml",
+        """
+        class_name: Crasher
+        entry_point: crasher.py
+        """,
+    )
+    write(
+        pack / "sensors" / "crasher.py",
+        """
+        from st2reactor.sensor.base import Sensor
+
+
+        class Crasher(Sensor):
+            def setup(self):
+                raise RuntimeError("cannot reach the monitoring system")
+
+            def run(self):
+                pass
+
+            def cleanup(self):
+                pass
+
+            def add_trigger(self, trigger):
+                pass
+
+            def update_trigger(self, trigger):
+                pass
+
+            def remove_trigger(self, trigger):
+                pass
         """,
     )
     return pack

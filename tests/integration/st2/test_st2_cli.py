@@ -3,71 +3,27 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support.server import API_KEY, PASSWORD, ROOT, Server
+from tests.integration.st2.conftest import St2, st2_binary, st2_env, st2run
+from tests.support.server import PASSWORD, Server
 
 pytestmark = pytest.mark.st2client
 
 
-def _st2_binary() -> str | None:
-    for candidate in (
-        os.environ.get("ST2_CLI"),
-        str(ROOT / ".venv-st2" / "bin" / "st2"),
-        shutil.which("st2"),
-    ):
-        if candidate and Path(candidate).exists():
-            return candidate
-    return None
-
-
 @pytest.fixture(scope="module")
-def st2(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, dict[str, str], str]]:
-    binary = _st2_binary()
-    if binary is None:
-        if os.environ.get("CI"):
-            pytest.fail("the st2 CLI is not installed (scripts/test-deps installs it)")
-        pytest.skip("st2 CLI not installed; run scripts/test-deps")
+def st2(tmp_path_factory: pytest.TempPathFactory) -> Iterator[St2]:
+    binary = st2_binary()
     srv = Server(tmp_path_factory.mktemp("st2data")).start()
-    home = tmp_path_factory.mktemp("st2home")
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": str(home),
-        "ST2_API_URL": f"{srv.url}/api/v1",
-        "ST2_AUTH_URL": f"{srv.url}/auth/v1",
-        "ST2_STREAM_URL": f"{srv.url}/stream/v1",
-        "ST2_API_KEY": API_KEY,
-        "ST2_CONFIG_FILE": str(home / "st2.conf"),
-    }
-    (home / "st2.conf").write_text("[cli]\ncache_token = False\n")
+    env = st2_env(srv, tmp_path_factory.mktemp("st2home"))
     yield srv, env, binary
     srv.stop()
-
-
-def st2run(
-    st2: tuple[Server, dict[str, str], str],
-    *args: str,
-    env: dict[str, str] | None = None,
-    timeout: float = 60,
-) -> subprocess.CompletedProcess[str]:
-    _srv, base_env, binary = st2
-    return subprocess.run(
-        [binary, *args],
-        env={**base_env, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 def test_auth_token_from_user_and_password(st2) -> None:
