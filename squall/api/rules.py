@@ -103,22 +103,13 @@ async def update_rule(request: Request, ref_or_id: str) -> JSON:
     body = await json_body(request)
     user = requester(request)
 
-    def update(conn: Any) -> dict[str, Any]:
-        meta = rule_service.update(conn, ref_or_id, body, user)
-        trigger_store.drop_unused_triggers(conn)  # the old trigger, if the rule changed it
-        return meta
-
-    return JSON(rule_view(await system(request).db.write(update)))
+    meta = await system(request).db.write(rule_service.update, ref_or_id, body, user)
+    return JSON(rule_view(meta))
 
 
 @router.delete("/api/v1/rules/{ref_or_id}", status_code=204)
 async def delete_rule(request: Request, ref_or_id: str) -> Response:
-    def delete(conn: Any) -> None:
-        rule_store.delete(conn, ref_or_id)
-        # A webhook or timer no rule names any more is unregistered, as in StackStorm.
-        trigger_store.drop_unused_triggers(conn)
-
-    await system(request).db.write(delete)
+    await system(request).db.write(rule_store.delete, ref_or_id)
     return Response(status_code=204)
 
 

@@ -111,5 +111,4 @@ def register_pack_rules(conn: Connection, pack: LoadedPack) -> tuple[int, list[C
         # enable or disable made through the API.
         stored.append(rule_store.put(conn, meta, source="pack")["ref"])
     rule_store.delete_pack_rules(conn, pack.ref, keep=stored)
-    trigger_store.drop_unused_triggers(conn)
     return len(stored), errors

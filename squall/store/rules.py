@@ -32,7 +32,11 @@ def _row(r: Any) -> dict[str, Any]:
 
 
 def _changed(conn: Connection) -> None:
+    """After any change of rules: a webhook or timer that no rule names any
+    more is unregistered (as in StackStorm), timers are brought in line."""
     tx_cache(conn).clear()
+    trigger_store.drop_unused_triggers(conn)
+    sync_timers(conn)
     after_commit(conn, "rules-changed", None)
 
 
@@ -64,7 +68,6 @@ def put(conn: Connection, meta: dict[str, Any], *, source: str) -> dict[str, Any
         conn.execute(rules.insert().values(**values))
     conn.execute(rule_windows.delete().where(rule_windows.c.rule_ref == meta["ref"]))
     _changed(conn)
-    sync_timers(conn)
     return meta
 
 
@@ -73,7 +76,6 @@ def delete(conn: Connection, ref_or_id: str) -> dict[str, Any]:
     conn.execute(rules.delete().where(rules.c.ref == meta["ref"]))
     conn.execute(rule_windows.delete().where(rule_windows.c.rule_ref == meta["ref"]))
     _changed(conn)
-    sync_timers(conn)
     return meta
 
 
@@ -88,7 +90,6 @@ def delete_pack_rules(conn: Connection, pack: str, keep: Iterable[str] = ()) -> 
         conn.execute(rules.delete().where(rules.c.ref.in_(refs)))
         conn.execute(rule_windows.delete().where(rule_windows.c.rule_ref.in_(refs)))
         _changed(conn)
-        sync_timers(conn)
     return sorted(refs)
 
 
