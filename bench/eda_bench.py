@@ -305,7 +305,12 @@ async def _measure(
     sampler = asyncio.create_task(sample())
     cpu_before, (busy_before, steal_before) = tree_cpu_s(pid), machine_cpu_s()
     own_before, wall_before = own_cpu_s(), time.perf_counter()
-    load = await loadgen.run_load(url, rate, duration, connections=connections)
+    # An overloaded engine works off its backlog long after the last send is
+    # due; the generator must wait for it, or the unsent rest would pass for
+    # events the engine lost.
+    load = await loadgen.run_load(
+        url, rate, duration, connections=connections, drain_timeout=60 + 2 * duration
+    )
     total = round(rate * duration)
     # Stop waiting once nothing more comes back for 10 s: a lost event must
     # not hang the benchmark, it shows as matched < sent.

@@ -149,7 +149,7 @@ def serve(settings: Settings, *, announce: Any = print) -> None:
     """``squall up``: run until interrupted."""
     import uvicorn
 
-    from squall.api.app import create_app
+    from squall.api.app import WebhookFastPath, create_app
 
     lock = lock_data_dir(settings) if settings.is_sqlite else None
     db = open_database(settings, auto_migrate=True)
@@ -166,7 +166,7 @@ def serve(settings: Settings, *, announce: Any = print) -> None:
         )
     app = create_app(settings)
     config = uvicorn.Config(
-        app,
+        WebhookFastPath(app, settings.max_request_bytes),
         host=settings.host,
         port=settings.port,
         log_level="warning",

@@ -18,6 +18,7 @@ dispatches any trigger; the payload is checked against its type's schema.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import time
@@ -36,6 +37,8 @@ from squall.store import triggers as trigger_store
 
 router = APIRouter(tags=["webhooks"])
 
+PREFIX = "/api/v1/webhooks/"
+
 MAX_DEPTH = 32  # deeper bodies are refused: nothing legitimate nests this far
 SIGNATURE_HEADERS = ("x-hub-signature-256", "x-squall-signature")
 _HIDDEN_HEADERS = frozenset({"st2-api-key", "x-auth-token", "cookie", "authorization"})
@@ -48,12 +51,30 @@ class _Hooks:
 
     def __init__(self) -> None:
         self.entries: dict[str, tuple[float, list[tuple[dict[str, Any], bytes | None]]]] = {}
+        self.loading: dict[str, asyncio.Future[list[tuple[dict[str, Any], bytes | None]]]] = {}
 
     async def get(self, request: Request, url: str) -> list[tuple[dict[str, Any], bytes | None]]:
-        now = time.monotonic()
         hit = self.entries.get(url)
-        if hit and hit[0] > now:
+        if hit and hit[0] > time.monotonic():
             return hit[1]
+        # One read per URL at a time: a storm of calls must not become a storm of reads.
+        if url in self.loading:
+            return await asyncio.shield(self.loading[url])
+        future = asyncio.get_running_loop().create_future()
+        self.loading[url] = future
+        try:
+            hooks = await self._load(request, url)
+            future.set_result(hooks)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved here: the waiters re-raise it
+            raise
+        finally:
+            del self.loading[url]
+        return hooks
+
+    async def _load(self, request: Request, url: str) -> list[tuple[dict[str, Any], bytes | None]]:
+        now = time.monotonic()
         sys = system(request)
 
         def load(conn: Any) -> list[tuple[dict[str, Any], bytes | None]]:
@@ -145,7 +166,7 @@ async def _reject(request: Request, url: str, error: SquallError, headers: dict[
 
 @router.post("/api/v1/webhooks/{url:path}", status_code=202)
 async def post_webhook(request: Request) -> JSON:
-    url = core_triggers.webhook_url(request.path_params["url"])
+    url = core_triggers.webhook_url(request.scope["path"][len(PREFIX) :])
     raw = await request.body()
     user = None
     if credential(request) is not None:
