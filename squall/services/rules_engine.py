@@ -38,7 +38,11 @@ from squall.store.queue import WorkItem
 
 log = logging.getLogger(__name__)
 
-EVENTS_PER_STEP = 24
+EVENTS_PER_STEP = 32
+# Timers and windows are looked for at most this often while events flow
+# (and at once when one is queued): a second of timer resolution is what
+# StackStorm offers, and the lookups are not free under load.
+DUE_CHECK_SECONDS = 0.2
 IDLE_POLL_SECONDS = 5.0  # safety net; wake-ups normally come from the bus
 DEFAULT_RULE_USER = "admin"
 
@@ -79,14 +83,17 @@ class RulesEngine:
     def __init__(self, db: Database, bus: Bus, keyring: KeyRing) -> None:
         self.db, self.bus, self.keyring = db, bus, keyring
         self.cache = _Cache()
+        self.check_due_at = 0.0
 
     # ------------------------------------------------------------------
     # The loop
 
     async def run(self) -> None:
-        wakers = [self.bus.waker(t) for t in (trigger_store.RULES, rule_store.TIMER)]
-        wakers.append(self.bus.waker(rule_store.WINDOW))
+        due_wakers = [self.bus.waker(t) for t in (rule_store.TIMER, rule_store.WINDOW)]
+        wakers = [self.bus.waker(trigger_store.RULES), *due_wakers]
         while True:
+            if any(w.is_set() for w in due_wakers):
+                self.check_due_at = 0.0
             for w in wakers:
                 w.clear()
             try:
@@ -102,6 +109,7 @@ class RulesEngine:
             if busy:
                 await asyncio.sleep(0)  # let webhook writes in between steps
                 continue
+            self.check_due_at = 0.0  # idle: the next step looks at timers and windows
             wait = await self.db.read(self._next_due)
             await _wait_any(wakers, wait)
 
@@ -119,7 +127,10 @@ class RulesEngine:
     def step(self, conn: Connection) -> bool:
         index = self.cache.get(conn)
         now = time.time()
-        events = self._due_timers(conn, now)
+        check_due = now >= self.check_due_at
+        if check_due:
+            self.check_due_at = now + DUE_CHECK_SECONDS
+        events = self._due_timers(conn, now) if check_due else []
         pending = trigger_store.take_pending(conn, EVENTS_PER_STEP)
         events += [_Event(r["id"], r["trigger"], r["payload"]) for r in pending]
         enforcements: list[dict[str, Any]] = []
@@ -128,7 +139,7 @@ class RulesEngine:
         for event in events:
             enforcements += self._handle(conn, index, event, now, executions)
             statuses[event.id] = trigger_store.PROCESSED
-        windows = queue.take(conn, rule_store.WINDOW, limit=EVENTS_PER_STEP)
+        windows = queue.take(conn, rule_store.WINDOW, limit=EVENTS_PER_STEP) if check_due else []
         for item in windows:
             enforcements += self._close_window(conn, index, item, now, executions)
         exe_store.create_many(conn, executions)
