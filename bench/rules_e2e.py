@@ -36,8 +36,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from loadgen import run_load  # noqa: E402
-from run import calibrate, free_port, rss_mb  # noqa: E402
+from loadgen import run_load
+from run import calibrate, free_port, rss_mb
 
 KEY = "bench-key-0123456789"
 RULE = """\
@@ -145,7 +145,9 @@ async def run_squall(rate: float, duration: float, crash: bool) -> dict[str, Any
                     finished = await wait_done(c, 0, 1)  # the server answers again
                     deadline = time.time() + 120
                     while time.time() < deadline:
-                        enforced = await count(c, "/api/v1/ruleenforcements", rule_ref="benchevents.load")
+                        enforced = await count(
+                            c, "/api/v1/ruleenforcements", rule_ref="benchevents.load"
+                        )
                         finished_n = sum(
                             [
                                 await count(c, "/api/v1/executions", action="core.noop", status=s)
