@@ -2,8 +2,8 @@
 
 Starts ``ansible-rulebook`` with bench/eda/rulebook.yml (webhook source, one
 rule ``event.payload.severity == "critical"`` whose action is
-``print_event``),
-drives its webhook with bench/loadgen.py at a fixed rate, and measures:
+``print_event``), drives its webhook with bench/loadgen.py at a fixed rate,
+and measures:
 
 * the rate offered and the rate of events that went all the way through
   (webhook -> rules engine match -> action finished), end to end;
@@ -11,7 +11,9 @@ drives its webhook with bench/loadgen.py at a fixed rate, and measures:
   send time;
 * the RSS of ansible-rulebook and any children at idle and at peak (its
   Drools engine runs in a JVM inside the Python process, through jpy), and
-  the CPU it used during the load.
+  the CPU it used during the load, and what other processes and the
+  hypervisor (steal) took from this machine meanwhile: on a shared machine
+  these decide whether two runs can be compared.
 
 How completed actions are counted: the rule's action, ``print_event``, writes
 each matched event (its payload holds ``'seq': N``) on ansible-rulebook's
@@ -22,13 +24,17 @@ cannot be mistaken for a measured one.
 
 ansible-rulebook is not installed by this script: ``bench/setup-eda`` puts
 it into bench/.venv-eda (or set EDA_RULEBOOK to an ansible-rulebook
-executable). Java 17+ must be installed.
+executable). Java 17+ must be installed. This script needs only the standard
+library (and uses uvloop if present), so any Python 3.11 runs it.
 
 Usage:
+    bench/setup-eda                                         # once
     python bench/eda_bench.py --rate 500 1000 2000 --duration 20
-    python bench/eda_bench.py --find-max --duration 20
+    python bench/eda_bench.py --find-max 500 1200 --duration 20   # bisects
 
-``run_eda(rate, duration)`` is the same measurement for another script.
+Every rate gets a fresh ansible-rulebook. From another script in bench/:
+``from eda_bench import run_eda; run_eda(1000, 60)`` returns the same
+figures as a dict.
 """
 
 from __future__ import annotations
@@ -219,15 +225,17 @@ async def wait_ready(url: str, timeout: float) -> float:
     raise RuntimeError(f"the webhook at {url} did not answer within {timeout:.0f} s")
 
 
-async def _run(
+async def run_eda_async(
     rate: float,
     duration: float,
-    connections: int,
-    warmup_s: float,
-    idle_s: float,
-    ready_timeout: float,
-    rulebook: Path,
+    *,
+    connections: int = 32,
+    warmup_s: float = 3.0,
+    idle_s: float = 5.0,
+    ready_timeout: float = 120.0,
+    rulebook: Path = RULEBOOK,
 ) -> dict[str, Any]:
+    """run_eda for a caller that already runs an event loop."""
     binary = find_rulebook_bin()
     host, port = "127.0.0.1", free_port()
     url = f"http://{host}:{port}/alerts"
@@ -367,21 +375,17 @@ async def _measure(
     }
 
 
-def run_eda(
-    rate: float,
-    duration: float,
-    *,
-    connections: int = 32,
-    warmup_s: float = 3.0,
-    idle_s: float = 5.0,
-    ready_timeout: float = 120.0,
-    rulebook: Path = RULEBOOK,
-) -> dict[str, Any]:
+def run_eda(rate: float, duration: float, **options: Any) -> dict[str, Any]:
     """One fresh ansible-rulebook, one load at `rate` events/s for
-    `duration` seconds; returns the figures as a dict. Another `rulebook`
-    must read its address from EDA_BENCH_HOST/EDA_BENCH_PORT and print each
-    matched event (`print_event`) for its events to be counted."""
-    return loadgen.run(_run(rate, duration, connections, warmup_s, idle_s, ready_timeout, rulebook))
+    `duration` seconds; returns the figures as a dict. Not from inside a
+    running event loop: await run_eda_async there.
+
+    Options: connections (32), warmup_s (3, at <= 500/s), idle_s (5: rest
+    before the idle RSS is read), ready_timeout (120), rulebook
+    (bench/eda/rulebook.yml; another one must read its address from
+    EDA_BENCH_HOST/EDA_BENCH_PORT and `print_event` each matched event for
+    its events to be counted)."""
+    return loadgen.run(run_eda_async(rate, duration, **options))
 
 
 def find_max(duration: float, lo: float, hi: float, steps: int, **kwargs: Any) -> dict[str, Any]:

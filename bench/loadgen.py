@@ -56,6 +56,9 @@ class LoadResult:
     target_rate: float
     duration_s: float
     connections: int
+    scheduled: int = 0
+    # Requests that went out; fewer than scheduled only if the server was
+    # still holding every connection when drain_timeout ran out.
     sent: int = 0
     completed: int = 0
     statuses: dict[str, int] = field(default_factory=dict)
@@ -146,7 +149,9 @@ async def run_load(
     ).encode()
 
     total = round(rate * duration)
-    result = LoadResult(url=url, target_rate=rate, duration_s=duration, connections=connections)
+    result = LoadResult(
+        url=url, target_rate=rate, duration_s=duration, connections=connections, scheduled=total
+    )
     statuses: Counter[str] = Counter()
     latencies: list[float] = []
     next_index = 0

@@ -82,7 +82,18 @@ async def list_rules(
 
 @router.get("/api/v1/rules/views")
 async def list_rule_views(request: Request, pack: str | None = None) -> JSON:
-    return await list_rules(request, pack=pack)
+    return await list_rules(
+        request,
+        pack=pack,
+        name=None,
+        enabled=None,
+        action=None,
+        trigger=None,
+        limit=0,
+        offset=0,
+        include_attributes=None,
+        exclude_attributes=None,
+    )
 
 
 @router.get("/api/v1/rules/{ref_or_id}")

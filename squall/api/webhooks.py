@@ -165,7 +165,9 @@ async def _reject(request: Request, url: str, error: SquallError, headers: dict[
 
 
 @router.post("/api/v1/webhooks/{url:path}", status_code=202)
-async def post_webhook(request: Request) -> JSON:
+async def post_webhook(request: Request, url: str = "") -> JSON:
+    """``url`` is declared for the API's schema; the handler reads the path
+    itself, as it is also called directly (see ``api.app.WebhookFastPath``)."""
     url = core_triggers.webhook_url(request.scope["path"][len(PREFIX) :])
     raw = await request.body()
     user = None
@@ -239,8 +241,8 @@ async def list_webhooks(request: Request) -> JSON:
 
 
 @router.get("/api/v1/webhooks/{url:path}")
-async def get_webhook(request: Request) -> JSON:
-    url = core_triggers.webhook_url(request.path_params["url"])
+async def get_webhook(request: Request, url: str) -> JSON:
+    url = core_triggers.webhook_url(url)
     rows = await system(request).db.read(trigger_store.webhook_triggers, url)
     if not rows:
         raise NotFound(f"no webhook is registered at {url!r}")

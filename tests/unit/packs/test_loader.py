@@ -722,7 +722,7 @@ def test_examples_pack_loads_without_errors(tmp_path: Path) -> None:
     for action in pack.actions:
         assert Path(action["entry_point_path"]).is_file()
     assert {p["policy_type"] for p in pack.policies} == {"action.concurrency", "action.retry"}
-    assert len(pack.rules) == 1
+    assert len(pack.rules) == 5
     # Defaults from config.schema.yaml, no config file needed.
     assert pack.config == {"warn_percent": 80, "mounts": ["/"]}
 
