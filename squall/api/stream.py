@@ -12,6 +12,7 @@ from fastapi.responses import StreamingResponse
 
 from squall.api.deps import system
 from squall.api.executions import execution_view
+from squall.api.rules import enforcement_view, instance_view
 from squall.core.executions import is_final
 from squall.core.timestamps import iso
 from squall.errors import NotFound
@@ -35,6 +36,10 @@ def _payload(name: str, payload: dict[str, Any]) -> dict[str, Any]:
         }
     if name.startswith("st2.execution__"):
         return execution_view(payload)
+    if name.startswith("st2.trigger_instance__"):
+        return instance_view(payload)
+    if name.startswith("st2.rule_enforcement__"):
+        return enforcement_view(payload)
     return payload
 
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import time
 from typing import Any
 
 import httpx
 
-from tests.support.server import Server
+from tests.support.server import API_KEY, Server
 
 
 def wait_for(fn: Any, timeout: float = 20.0, what: str = "condition") -> Any:
@@ -261,3 +262,35 @@ def test_trigger_types_and_sensors_listed(client: httpx.Client) -> None:
     assert {"core.st2.webhook", "core.st2.CronTimer", "epack.event"} <= types
     assert client.get("/api/v1/triggertypes/core.st2.webhook").json()["parameters_schema"]
     assert client.get("/api/v1/triggertypes/nope.nope").status_code == 404
+
+
+def test_events_and_enforcements_appear_on_the_stream(
+    client: httpx.Client, events_server: Server
+) -> None:
+    wanted = "st2.trigger_instance__create,st2.rule_enforcement__create"
+    instance: dict[str, Any] = {}
+    enforcement: dict[str, Any] = {}
+    params = {"events": wanted, "st2-api-key": API_KEY}
+    with (
+        httpx.Client(base_url=events_server.url, timeout=20) as s,
+        s.stream("GET", "/stream/v1/stream", params=params) as response,
+    ):
+        lines = response.iter_lines()
+        next(lines)  # the stream opens with an empty line once subscribed
+        client.post("/api/v1/webhooks/hooks/alert", json={"severity": "critical", "host": "web-s"})
+        name = ""
+        for line in lines:
+            if line.startswith("event: "):
+                name = line[7:]
+                continue
+            if not line.startswith("data: "):
+                continue
+            data = json.loads(line[6:])
+            if name == "st2.trigger_instance__create":
+                if (data["payload"].get("body") or {}).get("host") == "web-s":
+                    instance = data
+            elif instance and data["trigger_instance_id"] == instance["id"]:
+                enforcement = data
+                break
+    assert instance["occurrence_time"].endswith("Z") and instance["status"] == "pending"
+    assert enforcement["rule"]["ref"] == "epack.on_alert"
