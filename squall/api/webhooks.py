@@ -219,16 +219,8 @@ def _dispatch_generic(conn: Any, body: Any, user: str) -> None:
     if not isinstance(ref, str) or not ref:
         raise InvalidInput('the st2 webhook body needs "trigger": the trigger to dispatch')
     payload = body.get("payload") or {}
-    try:
-        trigger = trigger_store.get_trigger(conn, ref)
-        type_ref = trigger["type"]
-    except NotFound:
-        type_ref = ref  # a trigger type without parameters is its own trigger
-    try:
-        trigger_type = trigger_store.get_type(conn, type_ref)
-    except NotFound:
-        raise InvalidInput(f"trigger {ref!r} is not registered") from None
-    if trigger_type.get("parameters_schema") and type_ref == ref:
+    trigger_type = trigger_store.type_of_trigger(conn, ref)
+    if trigger_type.get("parameters_schema") and trigger_type["ref"] == ref:
         raise InvalidInput(f"{ref} needs parameters: dispatch one of its triggers by ref")
     core_triggers.validate_payload(trigger_type, payload)
     trigger_store.create_instance(conn, ref, payload, {"source": "webhook", "user": user})

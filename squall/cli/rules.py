@@ -129,11 +129,14 @@ def rule_update(ctx: click.Context, ref: str, path: Path) -> None:
     click.echo(f"rule {updated['ref']} updated")
 
 
-def _set_enabled(ctx: click.Context, ref: str, enabled: bool) -> None:
+def _set_enabled(ctx: click.Context, kind: str, ref: str, enabled: bool) -> None:
+    """Rules are replaced whole (as the st2 CLI does it); sensors take just the flag."""
     client = client_of(ctx)
-    found = _get(client, f"/api/v1/rules/{_q(ref)}")
-    client.request("PUT", f"/api/v1/rules/{_q(found['id'])}", body={**found, "enabled": enabled})
-    click.echo(f"rule {found['ref']} {'enabled' if enabled else 'disabled'}")
+    path = {"rule": "/api/v1/rules", "sensor": "/api/v1/sensortypes"}[kind]
+    found = _get(client, f"{path}/{_q(ref)}")
+    body = {**found, "enabled": enabled} if kind == "rule" else {"enabled": enabled}
+    client.request("PUT", f"{path}/{_q(found['id'])}", body=body)
+    click.echo(f"{kind} {found['ref']} {'enabled' if enabled else 'disabled'}")
 
 
 @rule.command("enable")
@@ -141,7 +144,7 @@ def _set_enabled(ctx: click.Context, ref: str, enabled: bool) -> None:
 @click.pass_context
 def rule_enable(ctx: click.Context, ref: str) -> None:
     """Enable rule REF."""
-    _set_enabled(ctx, ref, True)
+    _set_enabled(ctx, "rule", ref, True)
 
 
 @rule.command("disable")
@@ -149,7 +152,7 @@ def rule_enable(ctx: click.Context, ref: str) -> None:
 @click.pass_context
 def rule_disable(ctx: click.Context, ref: str) -> None:
     """Disable rule REF."""
-    _set_enabled(ctx, ref, False)
+    _set_enabled(ctx, "rule", ref, False)
 
 
 @rule.command("delete")
@@ -505,19 +508,12 @@ def _last_line(text: Any) -> str:
     return lines[-1] if lines else ""
 
 
-def _sensor_enabled(ctx: click.Context, ref: str, enabled: bool) -> None:
-    client = client_of(ctx)
-    found = _get(client, f"/api/v1/sensortypes/{_q(ref)}")
-    client.request("PUT", f"/api/v1/sensortypes/{_q(found['id'])}", body={"enabled": enabled})
-    click.echo(f"sensor {found['ref']} {'enabled' if enabled else 'disabled'}")
-
-
 @sensor.command("enable")
 @click.argument("ref")
 @click.pass_context
 def sensor_enable(ctx: click.Context, ref: str) -> None:
     """Start sensor REF."""
-    _sensor_enabled(ctx, ref, True)
+    _set_enabled(ctx, "sensor", ref, True)
 
 
 @sensor.command("disable")
@@ -525,4 +521,4 @@ def sensor_enable(ctx: click.Context, ref: str) -> None:
 @click.pass_context
 def sensor_disable(ctx: click.Context, ref: str) -> None:
     """Stop sensor REF."""
-    _sensor_enabled(ctx, ref, False)
+    _set_enabled(ctx, "sensor", ref, False)

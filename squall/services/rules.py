@@ -74,16 +74,14 @@ def update(conn: Connection, ref_or_id: str, data: Any, user: str | None) -> dic
             f"a rule cannot be renamed by an update ({old['ref']} -> {meta['ref']}); "
             "create the new one and delete the old one"
         )
-    source = "api" if old.get("metadata_file") is None else "pack"
-    return rule_store.put(conn, {**meta, "id": old["id"]}, source=source)
+    return rule_store.put(conn, {**meta, "id": old["id"]})
 
 
 def set_enabled(conn: Connection, ref_or_id: str, enabled: bool) -> dict[str, Any]:
     meta = rule_store.get(conn, ref_or_id)
     if meta["enabled"] == enabled:
         return meta
-    source = "api" if meta.get("metadata_file") is None else "pack"
-    return rule_store.put(conn, {**meta, "enabled": enabled}, source=source)
+    return rule_store.put(conn, {**meta, "enabled": enabled})
 
 
 def register_pack_content(conn: Connection, pack: LoadedPack) -> list[ContentError]:
@@ -109,6 +107,7 @@ def register_pack_rules(conn: Connection, pack: LoadedPack) -> tuple[int, list[C
             continue
         # As in StackStorm, the file wins: registering again resets an
         # enable or disable made through the API.
-        stored.append(rule_store.put(conn, meta, source="pack")["ref"])
-    rule_store.delete_pack_rules(conn, pack.ref, keep=stored)
+        stored.append(rule_store.put(conn, meta, source="pack", refresh=False)["ref"])
+    rule_store.delete_pack_rules(conn, pack.ref, keep=stored, refresh=False)
+    rule_store.changed(conn)
     return len(stored), errors

@@ -174,15 +174,7 @@ def _store_events(conn: Connection, sensor_ref: str, batch: list[dict[str, Any]]
 
 
 def _check_payload(conn: Connection, ref: str, payload: Any) -> None:
-    try:
-        type_ref = trigger_store.get_trigger(conn, ref)["type"]
-    except NotFound:
-        type_ref = ref
-    try:
-        trigger_type = trigger_store.get_type(conn, type_ref)
-    except NotFound:
-        raise InvalidInput(f"trigger {ref!r} is not registered") from None
-    core_triggers.validate_payload(trigger_type, payload)
+    core_triggers.validate_payload(trigger_store.type_of_trigger(conn, ref), payload)
 
 
 def _kv_call(conn: Connection, keyring: Any, method: str, args: dict[str, Any]) -> Any:

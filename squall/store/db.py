@@ -67,6 +67,22 @@ def _take_effects(conn: Connection) -> list[Effect]:
     return effects
 
 
+def page(
+    conn: Connection,
+    table: sa.Table,
+    where: list[Any],
+    order_by: list[Any],
+    limit: int,
+    offset: int,
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of ``table``'s rows matching ``where``, and how many match in all."""
+    total = conn.execute(sa.select(sa.func.count()).select_from(table).where(*where)).scalar()
+    rows = conn.execute(
+        sa.select(table).where(*where).order_by(*order_by).limit(limit).offset(offset)
+    ).all()
+    return [dict(r._mapping) for r in rows], int(total or 0)
+
+
 def _dumps(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 

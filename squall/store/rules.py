@@ -15,7 +15,7 @@ from squall.core.triggers import TIMER_TYPES
 from squall.errors import NotFound
 from squall.store import queue
 from squall.store import triggers as trigger_store
-from squall.store.db import after_commit, tx_cache
+from squall.store.db import after_commit, page, tx_cache
 from squall.store.ids import new_id
 from squall.store.tables import rule_enforcements, rule_windows, rules, triggers, work
 
@@ -31,9 +31,11 @@ def _row(r: Any) -> dict[str, Any]:
     return dict(r._mapping)
 
 
-def _changed(conn: Connection) -> None:
+def changed(conn: Connection) -> None:
     """After any change of rules: a webhook or timer that no rule names any
-    more is unregistered (as in StackStorm), timers are brought in line."""
+    more is unregistered (as in StackStorm), timers are brought in line.
+    Callers that change many rules at once pass ``refresh=False`` and call
+    this once at the end."""
     tx_cache(conn).clear()
     trigger_store.drop_unused_triggers(conn)
     sync_timers(conn)
@@ -44,10 +46,16 @@ def _changed(conn: Connection) -> None:
 # Rules
 
 
-def put(conn: Connection, meta: dict[str, Any], *, source: str) -> dict[str, Any]:
-    """Create or replace the rule ``meta['ref']``; its id is kept when it exists."""
-    old = conn.execute(sa.select(rules.c.id).where(rules.c.ref == meta["ref"])).first()
+def put(
+    conn: Connection, meta: dict[str, Any], *, source: str | None = None, refresh: bool = True
+) -> dict[str, Any]:
+    """Create or replace the rule ``meta['ref']``; its id, and its source
+    ("pack" or "api") unless one is given, are kept when it exists."""
+    old = conn.execute(
+        sa.select(rules.c.id, rules.c.source).where(rules.c.ref == meta["ref"])
+    ).first()
     rule_id = old.id if old else (meta.get("id") or new_id())
+    source = source or (old.source if old else "api")
     meta = {**meta, "id": rule_id}
     trigger_store.ensure_trigger(conn, meta["trigger"]["type"], meta["trigger"]["parameters"])
     values = {
@@ -67,7 +75,8 @@ def put(conn: Connection, meta: dict[str, Any], *, source: str) -> dict[str, Any
     else:
         conn.execute(rules.insert().values(**values))
     conn.execute(rule_windows.delete().where(rule_windows.c.rule_ref == meta["ref"]))
-    _changed(conn)
+    if refresh:
+        changed(conn)
     return meta
 
 
@@ -75,11 +84,13 @@ def delete(conn: Connection, ref_or_id: str) -> dict[str, Any]:
     meta = get(conn, ref_or_id)
     conn.execute(rules.delete().where(rules.c.ref == meta["ref"]))
     conn.execute(rule_windows.delete().where(rule_windows.c.rule_ref == meta["ref"]))
-    _changed(conn)
+    changed(conn)
     return meta
 
 
-def delete_pack_rules(conn: Connection, pack: str, keep: Iterable[str] = ()) -> list[str]:
+def delete_pack_rules(
+    conn: Connection, pack: str, keep: Iterable[str] = (), *, refresh: bool = True
+) -> list[str]:
     """Remove the pack-loaded rules of ``pack`` other than ``keep``."""
     refs = set(
         conn.execute(
@@ -89,7 +100,8 @@ def delete_pack_rules(conn: Connection, pack: str, keep: Iterable[str] = ()) -> 
     if refs:
         conn.execute(rules.delete().where(rules.c.ref.in_(refs)))
         conn.execute(rule_windows.delete().where(rule_windows.c.rule_ref.in_(refs)))
-        _changed(conn)
+        if refresh:
+            changed(conn)
     return sorted(refs)
 
 
@@ -228,15 +240,7 @@ def list_enforcements(
         conds.append(re_.c.enforced_at > since)
     if until is not None:
         conds.append(re_.c.enforced_at < until)
-    total = conn.execute(sa.select(sa.func.count()).select_from(re_).where(*conds)).scalar_one()
-    rows = conn.execute(
-        sa.select(re_)
-        .where(*conds)
-        .order_by(re_.c.enforced_at.desc(), re_.c.id.desc())
-        .limit(limit)
-        .offset(offset)
-    ).all()
-    return [_row(r) for r in rows], int(total)
+    return page(conn, re_, conds, [re_.c.enforced_at.desc(), re_.c.id.desc()], limit, offset)
 
 
 # --------------------------------------------------------------------------

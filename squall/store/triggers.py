@@ -10,8 +10,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from squall.core import triggers as core_triggers
-from squall.errors import NotFound
-from squall.store.db import after_commit, tx_cache
+from squall.errors import InvalidInput, NotFound
+from squall.store.db import after_commit, page, tx_cache
 from squall.store.ids import new_id
 from squall.store.tables import rules, trigger_instances, trigger_types, triggers
 
@@ -81,6 +81,19 @@ def get_type(conn: Connection, ref_or_id: str) -> dict[str, Any]:
             raise NotFound(f"no trigger type {ref_or_id!r} is registered")
         cache[key] = r.meta
     return dict(cache[key])
+
+
+def type_of_trigger(conn: Connection, ref: str) -> dict[str, Any]:
+    """The trigger type of trigger ``ref`` (a trigger type without parameters
+    is its own trigger); :class:`InvalidInput` when there is none."""
+    try:
+        type_ref = get_trigger(conn, ref)["type"]
+    except NotFound:
+        type_ref = ref
+    try:
+        return get_type(conn, type_ref)
+    except NotFound:
+        raise InvalidInput(f"trigger {ref!r} is not registered") from None
 
 
 def list_types(conn: Connection, pack: str | None = None) -> list[dict[str, Any]]:
@@ -227,13 +240,6 @@ def take_pending(conn: Connection, limit: int) -> list[dict[str, Any]]:
     return [_row(r) for r in rows]
 
 
-def has_pending(conn: Connection) -> bool:
-    ti = trigger_instances
-    return (
-        conn.execute(sa.select(ti.c.id).where(ti.c.status == PENDING).limit(1)).first() is not None
-    )
-
-
 def get_instance(conn: Connection, instance_id: str) -> dict[str, Any]:
     ti = trigger_instances
     r = conn.execute(sa.select(ti).where(ti.c.id == instance_id)).first()
@@ -285,12 +291,5 @@ def list_instances(
         conds.append(ti.c.occurrence_time > since)
     if until is not None:
         conds.append(ti.c.occurrence_time < until)
-    total = conn.execute(sa.select(sa.func.count()).select_from(ti).where(*conds)).scalar_one()
-    rows = conn.execute(
-        sa.select(ti)
-        .where(*conds)
-        .order_by(ti.c.occurrence_time.desc(), ti.c.id.desc())
-        .limit(limit)
-        .offset(offset)
-    ).all()
-    return [_row(r) for r in rows], int(total)
+    order = [ti.c.occurrence_time.desc(), ti.c.id.desc()]
+    return page(conn, ti, conds, order, limit, offset)
