@@ -19,11 +19,13 @@ from squall.crypto import KeyRing
 from squall.errors import ConfigError
 from squall.services.bus import Bus
 from squall.services.gc import GarbageCollector
+from squall.services.inquiries import InquiryExpirer
 from squall.services.packs import register_all
 from squall.services.rules_engine import RulesEngine
 from squall.services.scheduler import Scheduler
 from squall.services.sensors import SensorContainer
 from squall.services.worker import Worker
+from squall.services.workflows import WorkflowEngine
 from squall.store import auth, migrate, queue
 from squall.store.db import Database
 from squall.store.triggers import ensure_builtin_types
@@ -128,8 +130,10 @@ async def start_system(settings: Settings, *, register_packs: bool = True) -> Sy
     system.tasks = [
         asyncio.create_task(Scheduler(db, bus, system.owner, lease).run(), name="scheduler"),
         asyncio.create_task(Worker(db, bus, settings, system.owner, keyring).run(), name="worker"),
+        asyncio.create_task(InquiryExpirer(db, bus).run(), name="inquiries"),
         asyncio.create_task(GarbageCollector(db, settings).run(), name="gc"),
         asyncio.create_task(RulesEngine(db, bus, keyring).run(), name="rules"),
+        asyncio.create_task(WorkflowEngine(db, bus, keyring).run(), name="workflows"),
         asyncio.create_task(SensorContainer(system).run(), name="sensors"),
     ]
     system.ready = True

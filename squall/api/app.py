@@ -22,6 +22,7 @@ from squall.api import (
     actions,
     auth,
     executions,
+    inquiries,
     keys,
     packs,
     rules,
@@ -190,6 +191,7 @@ def create_app(settings: Settings, *, start_services: bool = True) -> FastAPI:
         rules.router,
         webhooks.router,
         sensors.router,
+        inquiries.router,
     ):
         # Routes are added to the app itself (their paths carry their
         # prefix): one flat list is the cheapest to match on every request.

@@ -23,6 +23,7 @@ from squall.core.timestamps import iso, parse_time
 from squall.errors import InvalidInput, SquallError
 from squall.runners.registry import get_runner
 from squall.services import executions as svc
+from squall.services import workflows
 from squall.store import executions as exe_store
 
 router = APIRouter(prefix="/api/v1/executions", tags=["executions"])
@@ -193,6 +194,13 @@ async def get_children(request: Request, execution_id: str) -> JSON:
     return JSON([execution_view(r) for r in await system(request).db.read(read)])
 
 
+@router.get("/{execution_id}/workflow")
+async def get_workflow(request: Request, execution_id: str) -> JSON:
+    """A workflow's graph (tasks, transitions and their conditions) and the
+    state, execution and timings of every task instance."""
+    return JSON(await system(request).db.read(workflows.view, execution_id))
+
+
 @router.get("/{execution_id}/output", response_class=PlainTextResponse)
 async def get_output(
     request: Request,
@@ -225,12 +233,52 @@ async def rerun_execution(request: Request, execution_id: str) -> JSON:
     params = body.get("parameters") or {}
     if not isinstance(params, dict):
         raise InvalidInput("'parameters' must be an object")
-    if body.get("tasks") or body.get("reset"):
-        raise InvalidInput("re-running from chosen tasks applies to workflows only")
+    tasks, reset = body.get("tasks"), body.get("reset")
+    for name, value in (("tasks", tasks), ("reset", reset)):
+        if value is not None and not (
+            isinstance(value, list) and all(isinstance(t, str) for t in value)
+        ):
+            raise InvalidInput(f"'{name}' must be a list of task names")
     sys = system(request)
     row = await sys.db.write(
         lambda conn: svc.rerun(
-            conn, execution_id, parameters=params, user=user, keyring=sys.keyring
+            conn,
+            execution_id,
+            parameters=params,
+            user=user,
+            keyring=sys.keyring,
+            tasks=tasks or None,
+            reset=reset or None,
         )
     )
     return JSON(execution_view(row), status_code=201)
+
+
+_CONTROL = {
+    "pausing": "pausing",
+    "paused": "pausing",
+    "resuming": "resuming",
+    "running": "resuming",
+}
+
+
+@router.put(
+    "/{execution_id}",
+    openapi_extra=body_schema(
+        {"status": {"type": "string", "enum": ["pausing", "resuming", "canceled"]}}, ["status"]
+    ),
+)
+async def update_execution(request: Request, execution_id: str) -> JSON:
+    """Pause or resume a workflow (``st2 execution pause/resume``), or cancel any execution."""
+    body = await json_body(request)
+    user = requester(request)
+    status = body.get("status")
+    db = system(request).db
+    if status in ("canceled", "canceling"):
+        row = await db.write(lambda conn: svc.cancel(conn, execution_id, user))
+    elif isinstance(status, str) and status in _CONTROL:
+        wanted = _CONTROL[status]
+        row = await db.write(lambda conn: workflows.control(conn, execution_id, wanted, user))
+    else:
+        raise InvalidInput("'status' must be pausing, resuming or canceled")
+    return JSON(execution_view(row))

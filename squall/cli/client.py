@@ -289,11 +289,33 @@ class Client:
         result: dict[str, Any] = self.request("DELETE", f"/api/v1/executions/{_q(execution_id)}")
         return result
 
-    def rerun(self, execution_id: str, parameters: dict[str, Any]) -> dict[str, Any]:
+    def rerun(
+        self,
+        execution_id: str,
+        parameters: dict[str, Any],
+        *,
+        tasks: list[str] | None = None,
+        reset: list[str] | None = None,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"parameters": parameters}
+        if tasks:
+            body.update(tasks=tasks, reset=reset or [])
         result: dict[str, Any] = self.request(
-            "POST",
-            f"/api/v1/executions/{_q(execution_id)}/re_run",
-            body={"parameters": parameters},
+            "POST", f"/api/v1/executions/{_q(execution_id)}/re_run", body=body
+        )
+        return result
+
+    def set_execution_status(self, execution_id: str, status: str) -> dict[str, Any]:
+        """Pause (``pausing``) or resume (``resuming``) a workflow."""
+        result: dict[str, Any] = self.request(
+            "PUT", f"/api/v1/executions/{_q(execution_id)}", body={"status": status}
+        )
+        return result
+
+    def workflow(self, execution_id: str) -> dict[str, Any]:
+        """A workflow's graph and the state of its tasks."""
+        result: dict[str, Any] = self.request(
+            "GET", f"/api/v1/executions/{_q(execution_id)}/workflow"
         )
         return result
 

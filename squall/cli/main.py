@@ -23,7 +23,9 @@ from rich.table import Table
 from rich.text import Text
 
 from squall import __version__
+from squall.cli import inquiries as inquiries_cli
 from squall.cli import rules as rules_cli
+from squall.cli import workflows as workflows_cli
 from squall.cli.common import (
     SECRET_MASK,
     State,
@@ -41,6 +43,7 @@ from squall.cli.output import (
     format_elapsed,
     format_time,
     print_execution,
+    print_task_tree,
     print_table,
     scalar,
     show,
@@ -349,10 +352,14 @@ def execution_list(
 @format_options
 @click.pass_context
 def execution_get(ctx: click.Context, execution_id: str, fmt: str | None) -> None:
-    """One execution: status, parameters and result."""
-    found = client_of(ctx).get_execution(execution_id)
-    if not emit(found, fmt):
-        print_execution(found)
+    """One execution: status, parameters and result; a workflow's task tree."""
+    client = client_of(ctx)
+    found = client.get_execution(execution_id)
+    if emit(found, fmt):
+        return
+    print_execution(found)
+    if found.get("runner", {}).get("name") in ("orquesta", "action-chain"):
+        print_task_tree(client.workflow(execution_id))
 
 
 @execution.command("tail")
@@ -398,15 +405,45 @@ def execution_cancel(ctx: click.Context, execution_ids: tuple[str, ...]) -> None
         ctx.exit(EXIT_ERROR)
 
 
+@execution.command("pause")
+@click.argument("execution_id", metavar="ID")
+@click.pass_context
+def execution_pause(ctx: click.Context, execution_id: str) -> None:
+    """Pause a workflow: running tasks finish, no new task starts, subworkflows pause too."""
+    found = client_of(ctx).set_execution_status(execution_id, "pausing")
+    show(Text.assemble(f"execution {execution_id} ", status_text(found.get("status"))))
+
+
+@execution.command("resume")
+@click.argument("execution_id", metavar="ID")
+@click.pass_context
+def execution_resume(ctx: click.Context, execution_id: str) -> None:
+    """Resume a paused workflow (and its paused subworkflows)."""
+    found = client_of(ctx).set_execution_status(execution_id, "resuming")
+    show(Text.assemble(f"execution {execution_id} ", status_text(found.get("status"))))
+
+
 @execution.command("rerun")
 @click.argument("execution_id", metavar="ID")
 @click.argument("parameters", nargs=-1, metavar="[KEY=VALUE]...")
+@click.option(
+    "--tasks",
+    metavar="TASK[,TASK...]",
+    help="Re-run a finished workflow from these tasks, keeping what succeeded before them.",
+)
+@click.option(
+    "--reset",
+    metavar="TASK[,TASK...]",
+    help="With-items tasks (among --tasks) whose items all run again, not only the failed ones.",
+)
 @follow_options
 @click.pass_context
 def execution_rerun(
     ctx: click.Context,
     execution_id: str,
     parameters: tuple[str, ...],
+    tasks: str | None,
+    reset: str | None,
     run_async: bool,
     fmt: str | None,
     timeout_wait: float | None,
@@ -414,9 +451,13 @@ def execution_rerun(
     """Run an execution's action again, with its parameters changed by KEY=VALUE."""
     params = parse_parameters(parameters)
     client = client_of(ctx)
+    task_list = [t.strip() for t in (tasks or "").split(",") if t.strip()]
+    reset_list = [t.strip() for t in (reset or "").split(",") if t.strip()]
+    if reset_list and not task_list:
+        raise click.UsageError("--reset needs --tasks")
     start_and_follow(
         ctx,
-        lambda: client.rerun(execution_id, params),
+        lambda: client.rerun(execution_id, params, tasks=task_list, reset=reset_list),
         run_async=run_async,
         fmt=fmt,
         timeout_wait=timeout_wait,
@@ -768,6 +809,8 @@ for _group in (rules_cli.rule, rules_cli.trigger, rules_cli.trigger_instance):
     cli.add_command(_group)
 for _group in (rules_cli.rule_enforcement, rules_cli.webhook, rules_cli.sensor):
     cli.add_command(_group)
+cli.add_command(inquiries_cli.inquiry)
+cli.add_command(workflows_cli.workflow)
 
 
 if __name__ == "__main__":

@@ -271,3 +271,28 @@ def print_execution(execution: dict[str, Any]) -> None:
     else:
         parts += [Text("result:", style="bold"), Text(_indent(to_yaml(result).rstrip("\n")))]
     show(Group(*parts))
+
+
+def print_task_tree(view: dict[str, Any]) -> None:
+    """A workflow's tasks in the order they started, with status, timing
+    and execution, indented under the task that led to them."""
+    tasks = view.get("tasks") or []
+    if not tasks:
+        show(Text.assemble(("tasks:", "bold"), " (none yet)"))
+        return
+    rows = []
+    for t in tasks:
+        name = t["task"] + (f" (route {t['route']})" if t.get("route") else "")
+        items = t.get("items")
+        if items:
+            name += f"  [{items.get('done', 0)}/{items.get('total', 0)} items]"
+        rows.append(
+            [
+                "  " * int(t.get("depth", 0)) + name,
+                status_text(t.get("status")),
+                format_elapsed(t),
+                str(t.get("execution_id") or ""),
+            ]
+        )
+    show(Text("tasks:", style="bold"))
+    print_table(["task", "status", "elapsed", "execution"], rows, no_wrap=("execution",))

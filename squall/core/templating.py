@@ -57,6 +57,7 @@ __all__ = [
     "build_context",
     "filters",
     "is_template",
+    "make_environment",
     "render_parameters",
     "render_value",
     "template_variables",
@@ -708,6 +709,18 @@ def _make_env(undefined: type[jinja2.Undefined]) -> _Sandbox:
 
 
 _ENVS = {False: _make_env(jinja2.StrictUndefined), True: _make_env(jinja2.Undefined)}
+
+
+def make_environment(
+    undefined: type[jinja2.Undefined] = jinja2.StrictUndefined,
+) -> SandboxedEnvironment:
+    """A new sandbox like the one templates render in, with st2's filters.
+
+    Each call returns a separate environment, so a caller with its own
+    dialect (Orquesta's Jinja expressions) can add globals and filters
+    without changing how st2 templates render.
+    """
+    return _make_env(undefined)
 
 
 @functools.lru_cache(maxsize=1024)

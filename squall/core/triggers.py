@@ -29,6 +29,7 @@ CRON_TIMER = "core.st2.CronTimer"
 TIMER_TYPES = frozenset({INTERVAL_TIMER, DATE_TIMER, CRON_TIMER})
 ACTION_TRIGGER = "core.st2.generic.actiontrigger"
 NOTIFY_TRIGGER = "core.st2.generic.notifytrigger"
+INQUIRY_TRIGGER = "core.st2.generic.inquiry"
 KV_CREATE = "core.st2.key_value_pair.create"
 KV_UPDATE = "core.st2.key_value_pair.update"
 KV_VALUE_CHANGE = "core.st2.key_value_pair.value_change"
@@ -160,6 +161,19 @@ BUILTIN_TRIGGER_TYPES: tuple[dict[str, Any], ...] = (
                 )
             },
         },
+    ),
+    _type(
+        "st2.generic.inquiry",
+        "An inquiry is pending: a person is asked to respond.",
+        _props(
+            ["id", "route"],
+            id={"type": "string", "description": "The inquiry's id (its execution's)."},
+            route={
+                "type": "string",
+                "description": "An arbitrary value that lets rules route the notification "
+                "to the right channel.",
+            },
+        ),
     ),
     _type("st2.key_value_pair.create", "A datastore key was created.", _KV_PAYLOAD),
     _type("st2.key_value_pair.update", "A datastore key was written.", _KV_PAYLOAD),

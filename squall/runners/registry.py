@@ -27,6 +27,9 @@ RUNNER_SPECS: dict[str, str] = {
     "python-script": "squall.runners.python_script:PythonScriptRunner",
     "http-request": "squall.runners.http:HttpRequestRunner",
     "noop": "squall.runners.noop:NoopRunner",
+    "orquesta": "squall.runners.workflow:OrquestaRunner",
+    "action-chain": "squall.runners.workflow:ActionChainRunner",
+    "inquirer": "squall.runners.inquirer:InquirerRunner",
 }
 
 _instances: dict[str, Runner] = {}

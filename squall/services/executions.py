@@ -20,6 +20,7 @@ from squall.services import events
 from squall.store import content, queue
 from squall.store import executions as exe_store
 from squall.store import kv as kv_store
+from squall.store import workflows as wf_store
 from squall.store.db import after_commit
 from squall.store.executions import RUN, SCHEDULE
 
@@ -65,12 +66,15 @@ def prepare_parameters(
     keyring: KeyRing,
     context: dict[str, Any] | None = None,
     extra_context: dict[str, Any] | None = None,
+    render: bool = True,
 ) -> dict[str, Any]:
     """Cast, render and validate ``given`` for ``action``; the stored parameters.
 
     ``extra_context`` adds names for the templates, such as ``trigger`` for a
     rule's action parameters: they are rendered in this one pass, so text
-    that came from an event is never rendered again as a template."""
+    that came from an event is never rendered again as a template. With
+    ``render=False`` the given values are final (a workflow rendered them
+    already) and only the schema's defaults are rendered."""
     if not isinstance(given, dict):
         raise InvalidInput("parameters must be a JSON object")
     schema = parameter_schema(action)
@@ -85,6 +89,8 @@ def prepare_parameters(
         extra=extra_context,
     )
     rendered = templating.render_parameters(schema, cast, render_ctx)
+    if not render:
+        rendered.update({k: v for k, v in cast.items() if k in rendered})
     action_params, runner_params = core_params.validate_parameters(schema, rendered)
     return {k: v for k, v in {**runner_params, **action_params}.items() if v is not None}
 
@@ -136,6 +142,7 @@ def request(
     delay: float = 0.0,
     extra_context: dict[str, Any] | None = None,
     defer: list[dict[str, Any]] | None = None,
+    render: bool = True,
 ) -> dict[str, Any]:
     """Check and record a new execution of ``action_ref``.
 
@@ -146,7 +153,9 @@ def request(
     if not action.get("enabled", True):
         raise InvalidInput(f"action {action['ref']} is disabled; enable it before running it")
     ctx = {"user": user, **(context or {})}
-    final = prepare_parameters(conn, action, parameters, user, keyring, ctx, extra_context)
+    final = prepare_parameters(
+        conn, action, parameters, user, keyring, ctx, extra_context, render=render
+    )
     # Only a concurrency policy can hold an execution back; without one the
     # scheduler would have nothing to decide, so the execution skips it.
     held = any(
@@ -193,7 +202,11 @@ def cancel(conn: Connection, execution_id: str, user: str | None) -> dict[str, A
         events.executions_finished(conn, [canceled])
         return canceled
     new = exe_store.set_status(conn, row, Status.CANCELING, extra_context=extra)
-    after_commit(conn, "cancel", execution_id)
+    if row["runner_type"] in wf_store.WORKFLOW_RUNNERS:
+        # The engine cancels the children, then the workflow.
+        wf_store.send(conn, execution_id, {"control": Status.CANCELING.value, "user": user})
+    else:
+        after_commit(conn, "cancel", execution_id)
     return new
 
 
@@ -204,9 +217,27 @@ def rerun(
     parameters: dict[str, Any] | None,
     user: str | None,
     keyring: KeyRing,
+    tasks: list[str] | None = None,
+    reset: list[str] | None = None,
 ) -> dict[str, Any]:
-    """A new execution of the same action, with the old parameters updated by ``parameters``."""
+    """A new execution of the same action, with the old parameters updated by ``parameters``.
+
+    For a workflow, ``tasks`` re-runs it from those tasks, keeping what
+    succeeded before them (``reset`` names with-items tasks whose items all
+    run again, not only the failed ones)."""
     old = exe_store.get(conn, execution_id)
+    rerun_ctx: dict[str, Any] = {"ref": execution_id}
+    if tasks or reset:
+        if old["runner_type"] not in wf_store.WORKFLOW_RUNNERS:
+            raise InvalidInput("re-running from chosen tasks applies to workflows only")
+        if not is_final(old["status"]):
+            raise Conflict(
+                f"execution {execution_id} is {old['status']}; "
+                "a workflow is re-run from a task only once it has finished"
+            )
+        if reset and not set(reset) <= set(tasks or []):
+            raise InvalidInput("every task in 'reset' must also be in 'tasks'")
+        rerun_ctx.update(tasks=list(tasks or []), reset=list(reset or []))
     action = content.get_action(conn, old["action_ref"])
     schema = parameter_schema(action)
     # Immutable parameters were filled in from the schema; they cannot be given.
@@ -218,5 +249,5 @@ def rerun(
         parameters=merged,
         user=user,
         keyring=keyring,
-        context={"re-run": {"ref": execution_id}},
+        context={"re-run": rerun_ctx},
     )

@@ -20,7 +20,7 @@ from squall.services.bus import Bus, wait_for_wake
 from squall.store import content, queue
 from squall.store import executions as exe_store
 from squall.store.db import Database
-from squall.store.executions import RUN, SCHEDULE
+from squall.store.executions import SCHEDULE
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ def schedule_batch(conn: Connection, owner: str, lease_seconds: float) -> int:
         else:
             exe_store.set_status(conn, row, Status.SCHEDULED)
             queue.ack(conn, item.id)
-            queue.enqueue(conn, RUN, row["id"])
+            exe_store.dispatch(conn, [row])
     return len(items)
 
 

@@ -30,7 +30,7 @@ from squall.errors import SquallError, StoreUnavailable
 from squall.runners.base import RunContext, RunResult
 from squall.runners.process import kill_leftover, process_identity
 from squall.runners.registry import get_runner
-from squall.services import events
+from squall.services import events, inquiries
 from squall.services.bus import Bus, wait_for_wake
 from squall.services.executions import pack_config, parameter_schema
 from squall.services.scheduler import until
@@ -192,13 +192,16 @@ def finish_many(conn: Connection, completions: list[Completion]) -> None:
         if row is None or is_final(row["status"]):
             continue  # canceled, abandoned or collected meanwhile: nothing to record
         status = c.status
-        if row["status"] == Status.CANCELING and status == Status.SUCCEEDED:
+        if row["status"] == Status.CANCELING and status in (Status.SUCCEEDED, Status.PENDING):
             status = Status.CANCELED
         changes.append((row, status, c.result, None))
     finished = exe_store.set_status_many(conn, changes)
     for row in finished:
         _maybe_retry(conn, row)
-    events.executions_finished(conn, finished)
+    # A run may end ``pending`` (an inquiry waiting for its answer): that is
+    # not the end of the execution, so it is not reported as finished.
+    inquiries.entered_pending(conn, [r for r in finished if r["status"] == Status.PENDING])
+    events.executions_finished(conn, [r for r in finished if is_final(r["status"])])
 
 
 def _maybe_retry(conn: Connection, row: dict[str, Any]) -> None:
@@ -234,9 +237,14 @@ def _maybe_retry(conn: Connection, row: dict[str, Any]) -> None:
         return
 
 
-def flush(conn: Connection, batches: list[exe_store.OutputBatch], payloads: dict[int, Any]) -> None:
+def flush(
+    conn: Connection,
+    owner: str,
+    batches: list[exe_store.OutputBatch],
+    payloads: dict[int, tuple[str, Any]],
+) -> None:
     exe_store.append_output_many(conn, batches)
-    queue.set_payloads(conn, payloads)
+    queue.set_payloads(conn, owner, payloads)
 
 
 def renew_leases(conn: Connection, owner: str, ids: list[int], lease: float) -> None:
@@ -428,10 +436,10 @@ class Worker:
                     batches.append(job.take_output())
                 if job.processes_changed:
                     job.processes_changed = False
-                    payloads[job.item_id] = {"processes": list(job.processes)}
+                    payloads[job.item_id] = (job.row["id"], {"processes": list(job.processes)})
             if batches or payloads:
                 try:
-                    await self.db.write(flush, batches, payloads)
+                    await self.db.write(flush, self.owner, batches, payloads)
                 except Exception:
                     log.exception("writing output failed")
 

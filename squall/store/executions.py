@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 
 from squall.core.executions import Status, check_transition, is_final
 from squall.errors import InvalidInput, NotFound
-from squall.store import queue
+from squall.store import queue, workflows
 from squall.store.db import after_commit
 from squall.store.ids import new_id
 from squall.store.tables import execution_output, executions
@@ -67,9 +67,10 @@ def create(
         direct=not schedule and not delay,
     )
     conn.execute(_INSERT, row)
-    queue.enqueue(
-        conn, RUN if row["status"] == Status.SCHEDULED else SCHEDULE, row["id"], delay=delay
-    )
+    if row["status"] == Status.SCHEDULED:
+        dispatch(conn, [row])
+    else:
+        queue.enqueue(conn, SCHEDULE, row["id"], delay=delay)
     after_commit(conn, "event", ("st2.execution__create", row))
     return row
 
@@ -79,12 +80,21 @@ def create_many(conn: Connection, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
     conn.execute(_INSERT, rows)
-    direct = [r["id"] for r in rows if r["status"] == Status.SCHEDULED]
-    held = [r["id"] for r in rows if r["status"] != Status.SCHEDULED]
-    queue.enqueue_many(conn, RUN, direct)
-    queue.enqueue_many(conn, SCHEDULE, held)
+    dispatch(conn, [r for r in rows if r["status"] == Status.SCHEDULED])
+    queue.enqueue_many(conn, SCHEDULE, [r["id"] for r in rows if r["status"] != Status.SCHEDULED])
     for row in rows:
         after_commit(conn, "event", ("st2.execution__create", row))
+
+
+def dispatch(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Hand scheduled executions to whoever runs them: runner workers, or the
+    workflow engine for workflows (which run no process of their own)."""
+    flows = [r["id"] for r in rows if r["runner_type"] in workflows.WORKFLOW_RUNNERS]
+    for execution_id in flows:
+        workflows.send(conn, execution_id, {"start": True})
+    queue.enqueue_many(
+        conn, RUN, [r["id"] for r in rows if r["runner_type"] not in workflows.WORKFLOW_RUNNERS]
+    )
 
 
 def new_row(
@@ -192,6 +202,9 @@ def set_status_many(
     conn.execute(_SET_STATUS, [params for _new, params in done])
     for new, _params in done:
         after_commit(conn, "event", ("st2.execution__update", new))
+    workflows.notify_parents(
+        conn, ((row["status"], new) for (row, *_), (new, _p) in zip(changes, done, strict=True))
+    )
     return [new for new, _params in done]
 
 
@@ -337,6 +350,7 @@ def delete_older_than(conn: Connection, cutoff: float) -> int:
         executions.c.end_timestamp.is_not(None), executions.c.end_timestamp < cutoff
     )
     conn.execute(execution_output.delete().where(execution_output.c.execution_id.in_(old)))
+    workflows.delete_finished(conn, old)
     return conn.execute(executions.delete().where(executions.c.id.in_(old))).rowcount or 0
 
 

@@ -177,15 +177,28 @@ def ack_ref(conn: Connection, topic: str, ref: str) -> None:
 
 _SET_PAYLOAD = (
     work.update()
-    .where(work.c.id == sa.bindparam("b_id"))
+    .where(
+        work.c.id == sa.bindparam("b_id"),
+        work.c.lease_owner == sa.bindparam("b_owner"),
+        work.c.ref == sa.bindparam("b_ref"),
+    )
     .values(payload=sa.bindparam("b_payload", type_=work.c.payload.type))
 )
 
 
-def set_payloads(conn: Connection, payloads: dict[int, Any]) -> None:
-    """Replace the payload of claimed items (what their holder wants known)."""
+def set_payloads(conn: Connection, owner: str, payloads: dict[int, tuple[str, Any]]) -> None:
+    """Replace the payload of items ``owner`` holds: ``{item id: (ref, payload)}``.
+
+    The holder and ref are checked because an item acked meanwhile may have
+    had its id reused (SQLite reuses the highest rowid) by someone else's work."""
     if payloads:
-        conn.execute(_SET_PAYLOAD, [{"b_id": i, "b_payload": p} for i, p in payloads.items()])
+        conn.execute(
+            _SET_PAYLOAD,
+            [
+                {"b_id": i, "b_owner": owner, "b_ref": ref, "b_payload": p}
+                for i, (ref, p) in payloads.items()
+            ],
+        )
 
 
 def release(conn: Connection, item_id: int, *, delay: float = 0.0) -> None:

@@ -240,3 +240,40 @@ sensors = sa.Table(
     sa.Column("state_info", Json, nullable=False),
     sa.Column("state_at", Ts, nullable=False),
 )
+
+# A running (or finished) workflow: its kind, the definition it runs, and a
+# version bumped by every step, so a process holding the conductor in memory
+# knows whether another step (or a rolled-back one) changed it meanwhile.
+workflows = sa.Table(
+    "workflows",
+    metadata,
+    sa.Column("execution_id", sa.String(32), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),  # "orquesta" | "action-chain"
+    sa.Column("spec_hash", sa.String(64), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("created_at", Ts, nullable=False),
+    sa.Column("updated_at", Ts, nullable=False),
+)
+
+# Workflow definitions as they were when a run started, stored once per
+# distinct text: a run keeps its definition even if the pack changes.
+workflow_specs = sa.Table(
+    "workflow_specs",
+    metadata,
+    sa.Column("hash", sa.String(64), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("created_at", Ts, nullable=False),
+)
+
+# A conductor's state, one small record per row (core/workflow.py): task
+# instances, staged tasks, published contexts, with-items items. A step
+# writes only the records it changed.
+workflow_records = sa.Table(
+    "workflow_records",
+    metadata,
+    sa.Column("execution_id", sa.String(32), primary_key=True),
+    sa.Column("kind", sa.String(16), primary_key=True),
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("value", Json, nullable=False),
+)

@@ -1,0 +1,621 @@
+"""The workflow engine: drives Orquesta and ActionChain conductors.
+
+Everything that concerns a workflow arrives as an event in the work queue
+(topic ``workflow``, ref = the workflow's execution id): its start, a child
+execution's status change (queued by the executions repository in the
+transaction of that change), a user's pause, resume or cancel. A *step*
+takes a workflow's due events, feeds them to its conductor, and in the same
+transaction writes the records the conductor changed, creates the child
+executions it asked for and updates the workflow's own execution. A crash
+before the commit leaves the events in the queue; after it, nothing needs
+redoing. So each task transition is one transaction with the work it makes.
+
+Conductors are kept in memory between steps (rebuilding one from its
+records on every event would make long workflows quadratic). Each step bumps
+the workflow's version in the database; a cached conductor whose version
+does not match (a rolled-back step, another process) is rebuilt from the
+records. Steps for different workflows are separate jobs, so the SQLite
+writer commits them together, and one workflow's failure does not roll back
+another's step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from squall.core import actionchain
+from squall.core.actionchain import ActionChainConductor
+from squall.core.executions import FINAL, Status, can_transition, is_final
+from squall.core.timestamps import iso
+from squall.core.workflow import ActionRequest, Conductor, Environment
+from squall.crypto import KeyRing
+from squall.errors import InvalidInput, NotFound, SquallError
+from squall.services import events
+from squall.services import executions as exe_service
+from squall.services.bus import Bus, wait_for_wake
+from squall.store import executions as exe_store
+from squall.store import workflows as wf_store
+from squall.store.db import Database
+from squall.store.workflows import WORKFLOW
+
+log = logging.getLogger(__name__)
+
+CACHE_SIZE = 512  # conductors kept in memory
+BATCH = 64  # workflows stepped per round
+_ACTIVE_CHILD = ",".join(s.value for s in Status if s not in FINAL and s != Status.CANCELING)
+
+
+class _Lookup:
+    """``st2kv`` for a cached conductor: reads through the current step's connection."""
+
+    def __init__(self, user: str | None, keyring: KeyRing) -> None:
+        self.user, self.keyring = user, keyring
+        self.conn: Connection | None = None
+
+    def get(self, scope: str, name: str) -> Any:
+        assert self.conn is not None
+        return exe_service.StoreKeyLookup(self.conn, self.user, self.keyring).get(scope, name)
+
+    def decrypt(self, value: str) -> str:
+        return self.keyring.decrypt(value)
+
+
+@dataclass
+class _Loaded:
+    version: int
+    conductor: Conductor
+    lookup: _Lookup
+    kind: str
+
+
+class WorkflowEngine:
+    def __init__(self, db: Database, bus: Bus, keyring: KeyRing) -> None:
+        self.db, self.bus, self.keyring = db, bus, keyring
+        self._cache: OrderedDict[str, _Loaded] = OrderedDict()
+
+    async def run(self) -> None:
+        wake = self.bus.waker(WORKFLOW)
+        while True:
+            wake.clear()
+            try:
+                due = await self.db.read(wf_store.due, BATCH)
+                if due:
+                    # One job per workflow: the writer commits them together.
+                    await asyncio.gather(*(self._step(wf) for wf in due))
+                    continue
+                nxt = await self.db.read(_next_due)
+            except Exception:
+                log.exception("the workflow engine failed a round; retrying")
+                await asyncio.sleep(1.0)
+                continue
+            await wait_for_wake(wake, 5.0 if nxt is None else max(0.0, min(5.0, nxt)))
+
+    async def _step(self, execution_id: str) -> None:
+        try:
+            await self.db.write(self.step, execution_id)
+        except Exception:
+            self._cache.pop(execution_id, None)
+            log.exception("workflow %s: a step failed; failing the workflow", execution_id)
+            try:
+                await self.db.write(_fail_broken, execution_id)
+            except Exception:
+                log.exception("workflow %s could not be marked failed", execution_id)
+
+    # -- one step (runs in a write transaction) ------------------------------------
+
+    def step(self, conn: Connection, execution_id: str) -> None:
+        try:
+            self._step_in(conn, execution_id)
+        except BaseException:
+            # The conductor may be half-way through the step: never reuse it.
+            self._cache.pop(execution_id, None)
+            log.debug("workflow %s: step rolled back", execution_id, exc_info=True)
+            raise
+
+    def _step_in(self, conn: Connection, execution_id: str) -> None:
+        evs = wf_store.take_events(conn, execution_id)
+        if not evs:
+            return
+        try:
+            row = exe_store.get(conn, execution_id)
+        except NotFound:
+            return
+        wf = wf_store.get(conn, execution_id, lock=True)
+        requests: list[ActionRequest] = []
+        if wf is None:
+            if is_final(row["status"]) or not any(e.get("start") for e in evs):
+                return  # canceled before it started, or deleted
+            started = self._start(conn, row)
+            if started is None:
+                return
+            loaded, requests = started
+            version = 0
+        else:
+            if is_final(row["status"]):
+                self._cache.pop(execution_id, None)
+                return
+            version = int(wf["version"])
+            loaded = self._conductor(conn, wf, row)
+        loaded.lookup.conn = conn
+        for event in evs:
+            requests += self._apply(conn, loaded, row, event)
+        self._launch(conn, loaded, row, requests)
+        wf_store.write(conn, execution_id, loaded.conductor.take_changes(), version + 1)
+        loaded.version = version + 1
+        self._sync_status(conn, loaded, execution_id)
+        loaded.lookup.conn = None
+        self._remember(execution_id, loaded)
+
+    def _start(
+        self, conn: Connection, row: dict[str, Any]
+    ) -> tuple[_Loaded, list[ActionRequest]] | None:
+        kind = row["runner_type"]
+        action = row["action"]
+        if row["status"] == Status.SCHEDULED:
+            row = exe_store.set_status(conn, row, Status.RUNNING)
+        try:
+            text = _read_definition(action)
+            spec = _parse(kind, text, action.get("entry_point") or action["ref"])
+        except InvalidInput as exc:
+            _finish(
+                conn, row, Status.FAILED, {"errors": [{"type": "error", "message": exc.message}]}
+            )
+            return None
+        digest = wf_store.save_spec(conn, kind, text)
+        wf_store.create(conn, row["id"], kind, digest)
+        lookup = _Lookup(row["user"], self.keyring)
+        lookup.conn = conn
+        env = self._environment(conn, row, lookup)
+        rerun = row["context"].get("re-run") or {}
+        previous = rerun.get("ref")
+        if previous and rerun.get("tasks") is not None and wf_store.get(conn, previous):
+            # Continue the earlier run's state: what succeeded is kept.
+            wf_store.copy_records(conn, previous, row["id"])
+            records = wf_store.load_records(conn, row["id"])
+            conductor = _restore(kind, spec, records, env, self._config(conn, row, kind))
+            reset = set(rerun.get("reset") or [])
+            tasks = [(task, route, task in reset) for task, route in _task_refs(rerun["tasks"])]
+            loaded = _Loaded(0, conductor, lookup, kind)
+            return loaded, conductor.rerun(tasks)
+        conductor = _new(kind, spec, env, row, self._config(conn, row, kind))
+        loaded = _Loaded(0, conductor, lookup, kind)
+        return loaded, conductor.start(_inputs(row))
+
+    def _environment(self, conn: Connection, row: dict[str, Any], lookup: _Lookup) -> Environment:
+        execution_id = row["id"]
+
+        def item_results(seq: int) -> list[Any]:
+            assert lookup.conn is not None
+            found = wf_store.records_of(lookup.conn, execution_id, f"result:{seq}")
+            return [found[k]["result"] for k in sorted(found, key=int)]
+
+        st2 = {
+            "action_execution_id": execution_id,
+            "workflow_execution_id": execution_id,
+            "user": row["user"],
+            "pack": row["action"].get("pack"),
+            "action": row["action_ref"],
+            "runner": row["runner_type"],
+        }
+        return Environment(
+            kv=lookup,
+            item_results=item_results,
+            parent_context={"st2": st2, "parent": row["context"].get("parent") or {}},
+        )
+
+    def _conductor(self, conn: Connection, wf: dict[str, Any], row: dict[str, Any]) -> _Loaded:
+        execution_id = wf["execution_id"]
+        cached = self._cache.get(execution_id)
+        if cached is not None and cached.version == wf["version"]:
+            return cached
+        kind = wf["kind"]
+        spec = _parse(kind, wf_store.spec_text(conn, wf["spec_hash"]), row["action_ref"])
+        lookup = _Lookup(row["user"], self.keyring)
+        lookup.conn = conn
+        records = wf_store.load_records(conn, execution_id)
+        records = {k: v for k, v in records.items() if not k.startswith("result:")}
+        env = self._environment(conn, row, lookup)
+        conductor = _restore(kind, spec, records, env, self._config(conn, row, kind))
+        return _Loaded(int(wf["version"]), conductor, lookup, kind)
+
+    def _config(self, conn: Connection, row: dict[str, Any], kind: str) -> Any:
+        """The pack config, for ActionChain's ``config_context``."""
+        if kind != "action-chain":
+            return None
+        return exe_service.pack_config(
+            conn, row["action"].get("pack", ""), row["user"], self.keyring
+        )
+
+    def _remember(self, execution_id: str, loaded: _Loaded) -> None:
+        if is_final(loaded.conductor.status):
+            self._cache.pop(execution_id, None)
+            return
+        self._cache[execution_id] = loaded
+        self._cache.move_to_end(execution_id)
+        while len(self._cache) > CACHE_SIZE:
+            self._cache.popitem(last=False)
+
+    def _apply(
+        self, conn: Connection, loaded: _Loaded, row: dict[str, Any], event: dict[str, Any]
+    ) -> list[ActionRequest]:
+        conductor = loaded.conductor
+        if "child" in event:
+            try:
+                child = exe_store.get(conn, event["child"])
+            except NotFound:
+                return []
+            where = child["context"].get("workflow") or {}
+            status = child["status"]
+            result = child["result"] if is_final(status) else None
+            item = where.get("item")
+            if item is not None and is_final(status):
+                # Item results live in their own records, read back only when
+                # the whole with-items task completes.
+                wf_store.write_result(conn, row["id"], int(where["seq"]), int(item), result)
+            requests = conductor.action_status(int(where["seq"]), item, status, result)
+            if (
+                is_final(status)
+                and child["runner_type"] == "inquirer"
+                and conductor.status == Status.PAUSED
+                and not exe_store.get(conn, row["id"])["context"].get("paused_by")
+            ):
+                # Answered (or expired): the workflow was waiting on it, not
+                # paused by someone, so it carries on (as st2 resumes it).
+                requests += conductor.request_status(Status.RESUMING.value)
+            return requests
+        if "control" in event:
+            status = event["control"]
+            requests = conductor.request_status(status)
+            self._cascade(conn, row, status, event.get("user"))
+            return requests
+        return []
+
+    def _cascade(
+        self, conn: Connection, row: dict[str, Any], status: str, user: str | None
+    ) -> None:
+        """Pass a pause, resume or cancel on to the children that are running."""
+        children, _ = exe_store.list_(conn, parent=row["id"], status=_ACTIVE_CHILD, limit=100_000)
+        for child in children:
+            flow = child["runner_type"] in wf_store.WORKFLOW_RUNNERS
+            try:
+                if status == Status.CANCELING:
+                    exe_service.cancel(conn, child["id"], user)
+                elif flow and status in (Status.PAUSING, Status.RESUMING):
+                    control(conn, child["id"], status, user)
+            except SquallError as exc:
+                log.info("workflow %s: child %s: %s", row["id"], child["id"], exc.message)
+
+    def _launch(
+        self, conn: Connection, loaded: _Loaded, row: dict[str, Any], requests: list[ActionRequest]
+    ) -> None:
+        """Create the child executions the conductor asked for. A request
+        that cannot even be recorded (unknown action, bad parameters) fails
+        its task at once, and the conductor decides what follows."""
+        batch: list[dict[str, Any]] = []
+        pending = list(requests)
+        while pending:
+            req = pending.pop(0)
+            context = _child_context(row, loaded.kind, req)
+            try:
+                exe_service.request(
+                    conn,
+                    action_ref=req.action,
+                    parameters=req.input,
+                    user=row["user"],
+                    keyring=self.keyring,
+                    context=context,
+                    parent_id=row["id"],
+                    delay=req.delay,
+                    defer=batch,
+                    render=False,
+                )
+            except SquallError as exc:
+                error = {"error": f"task {req.task_id}: {exc.message}"}
+                pending += loaded.conductor.action_status(req.seq, req.item, Status.FAILED, error)
+        exe_store.create_many(conn, batch)
+
+    def _sync_status(self, conn: Connection, loaded: _Loaded, execution_id: str) -> None:
+        """Bring the workflow's execution in line with its conductor."""
+        row = exe_store.get(conn, execution_id)
+        conductor = loaded.conductor
+        status = Status(_execution_status(conductor.status))
+        if is_final(status):
+            _finish(conn, row, status, _result(conn, loaded, execution_id))
+            return
+        if status == Status.PAUSED:
+            waiting, _ = exe_store.list_(conn, parent=execution_id, status="pending", limit=1)
+            if waiting and not row["context"].get("paused_by"):
+                status = Status.PENDING  # waiting on a human (an inquiry), not paused by one
+        if status != row["status"] and can_transition(row["status"], status):
+            exe_store.set_status(conn, row, status)
+
+
+# -- control (the API and CLI call these in their own transaction) -----------------------
+
+
+def control(conn: Connection, execution_id: str, status: str, user: str | None) -> dict[str, Any]:
+    """Ask a workflow to pause, resume or cancel; the engine does it in its next step."""
+    row = exe_store.get(conn, execution_id)
+    if row["runner_type"] not in wf_store.WORKFLOW_RUNNERS:
+        raise InvalidInput(
+            f"execution {execution_id} runs {row['action_ref']}, which is not a workflow; "
+            "only workflows can be paused and resumed"
+        )
+    current = Status(row["status"])
+    if is_final(current):
+        raise InvalidInput(f"execution {execution_id} is already {current}")
+    wanted = Status(status)
+    if wanted == Status.PAUSING:
+        if current in (Status.PAUSING, Status.PAUSED):
+            return row
+        extra: dict[str, Any] = {"paused_by": user}
+    elif wanted == Status.RESUMING:
+        if current not in (Status.PAUSING, Status.PAUSED, Status.PENDING):
+            raise InvalidInput(
+                f"execution {execution_id} is {current}, not paused; nothing to resume"
+            )
+        extra = {"paused_by": None, "resumed_by": user}
+    elif wanted == Status.CANCELING:
+        extra = {"canceled_by": user}
+    else:
+        raise InvalidInput(f"a workflow can be asked to pause, resume or cancel, not {status}")
+    if can_transition(current, wanted):
+        row = exe_store.set_status(conn, row, wanted, extra_context=extra)
+    wf_store.send(conn, execution_id, {"control": wanted.value, "user": user})
+    return row
+
+
+# -- the two workflow languages ----------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_cached(kind: str, text: str, source: str) -> Any:
+    if kind == "orquesta":
+        from squall.core.orquesta import spec as orquesta_spec
+
+        spec = orquesta_spec.load(text, source=source)
+        problems = orquesta_spec.inspect(spec)
+        if problems:
+            raise orquesta_spec.WorkflowInvalid(problems)
+        return spec
+    chain = actionchain.load(text, source=source)
+    problems = actionchain.inspect(chain)
+    if problems:
+        raise actionchain.ChainInvalid(problems)
+    return chain
+
+
+def _parse(kind: str, text: str, source: str) -> Any:
+    """The checked definition; InvalidInput listing every problem otherwise."""
+    return _parse_cached(kind, text, source)
+
+
+def _new(kind: str, spec: Any, env: Environment, row: dict[str, Any], config: Any) -> Conductor:
+    if kind == "orquesta":
+        from squall.core.orquesta.conductor import OrquestaConductor
+
+        return OrquestaConductor.new(spec, env)
+    runner_params = {k: v for k, v in row["parameters"].items() if k in _RUNNER_PARAMETERS}
+    return ActionChainConductor.new(spec, env, runner_parameters=runner_params, config=config)
+
+
+def _restore(
+    kind: str,
+    spec: Any,
+    records: dict[str, dict[str, dict[str, Any]]],
+    env: Environment,
+    config: Any,
+) -> Conductor:
+    if kind == "orquesta":
+        from squall.core.orquesta.conductor import OrquestaConductor
+
+        return OrquestaConductor.restore(spec, records, env)
+    return ActionChainConductor.restore(spec, records, env, config=config)
+
+
+# -- helpers ---------------------------------------------------------------------------
+
+
+def _read_definition(action: dict[str, Any]) -> str:
+    path = action.get("entry_point_path")
+    if not path:
+        raise InvalidInput(f"action {action['ref']} has no workflow definition (entry_point)")
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidInput(
+            f"the workflow definition {path} cannot be read: {exc.strerror}"
+        ) from exc
+
+
+_RUNNER_PARAMETERS = frozenset({"notify", "skip_notify", "display_published"})
+
+
+def _inputs(row: dict[str, Any]) -> dict[str, Any]:
+    # Runner parameters (notify, display_published...) are not workflow input.
+    return {k: v for k, v in row["parameters"].items() if k not in _RUNNER_PARAMETERS}
+
+
+def _task_refs(tasks: list[Any]) -> list[tuple[str, int]]:
+    """``["task1", "task2__r1"]`` (st2's re-run ``--tasks``) as ``(task, route)``."""
+    refs = []
+    for task in tasks:
+        name, _, route = str(task).partition("__r")
+        refs.append((name, int(route) if route.isdigit() else 0))
+    return refs
+
+
+def _child_context(row: dict[str, Any], kind: str, req: ActionRequest) -> dict[str, Any]:
+    where = {
+        "execution_id": row["id"],
+        "seq": req.seq,
+        "item": req.item,
+        "task": req.task_id,
+        "route": req.route,
+    }
+    context: dict[str, Any] = {
+        "parent": {"execution_id": row["id"], "user": row["user"]},
+        "workflow": where,
+    }
+    if kind == "orquesta":
+        context["orquesta"] = {
+            "workflow_execution_id": row["id"],
+            "task_execution_id": f"{row['id']}:{req.seq}",
+            "task_name": req.task_id,
+            "task_id": req.task_id,
+            "task_route": req.route,
+            "item_id": req.item,
+        }
+    else:
+        context["chain"] = {"name": req.task_id}
+    return context
+
+
+def _execution_status(status: str) -> str:
+    if status in ("expired",):
+        return Status.TIMEOUT.value
+    if status in ("unset", "requested", "scheduled", "delayed", "retrying"):
+        return Status.RUNNING.value
+    return status
+
+
+def _result(conn: Connection, loaded: _Loaded, execution_id: str) -> dict[str, Any]:
+    conductor = loaded.conductor
+    if isinstance(conductor, ActionChainConductor):
+        kids, _ = exe_store.list_(conn, parent=execution_id, limit=100_000, sort_desc=False)
+        by_seq = {(k["context"].get("workflow") or {}).get("seq"): k for k in kids}
+
+        def details(seq: int) -> dict[str, Any]:
+            kid = by_seq.get(seq)
+            if kid is None:
+                return {}
+            return {
+                "execution_id": kid["id"],
+                "created_at": iso(kid["start_timestamp"]),
+                "updated_at": iso(kid["end_timestamp"] or kid["start_timestamp"]),
+            }
+
+        return conductor.result(details)
+    result: dict[str, Any] = {"output": conductor.output}
+    if conductor.errors:
+        result["errors"] = conductor.errors
+    return result
+
+
+def _finish(conn: Connection, row: dict[str, Any], status: Status, result: Any) -> None:
+    if is_final(row["status"]):
+        return
+    if not can_transition(row["status"], status):
+        row = exe_store.set_status(conn, row, Status.RUNNING)
+    done = exe_store.set_status(conn, row, status, result=result)
+    events.executions_finished(conn, [done])
+
+
+def _fail_broken(conn: Connection, execution_id: str) -> None:
+    """A step that keeps failing must not wedge the engine: drop the
+    workflow's events and fail it with a message that says why."""
+    wf_store.take_events(conn, execution_id)
+    try:
+        row = exe_store.get(conn, execution_id)
+    except NotFound:
+        return
+    error = "the workflow engine could not process this workflow; the server log has the details"
+    _finish(conn, row, Status.FAILED, {"errors": [{"type": "error", "message": error}]})
+
+
+def _next_due(conn: Connection) -> float | None:
+    from squall.services.scheduler import until
+    from squall.store import queue
+
+    due = queue.next_due(conn, WORKFLOW)
+    return None if due is None else until(due)
+
+
+# -- what the API shows ------------------------------------------------------------------
+
+
+def _graph(spec: Any) -> dict[str, Any]:
+    """Tasks and transitions, with their conditions, for drawing."""
+    if isinstance(spec, actionchain.ChainSpec):
+        nodes = [{"id": n.name, "action": n.ref} for n in spec.nodes]
+        edges = []
+        for n in spec.nodes:
+            for when, target in (("on-success", n.on_success), ("on-failure", n.on_failure)):
+                if target:
+                    edges.append({"from": n.name, "to": target, "when": when, "index": 0})
+        return {"tasks": nodes, "transitions": edges, "start": spec.start}
+    tasks, transitions = [], []
+    for name, task in spec.tasks.items():
+        tasks.append(
+            {
+                "id": name,
+                "action": task.action,
+                "join": task.join,
+                "with_items": task.items.expression if task.items else None,
+                "retry": task.retry is not None,
+            }
+        )
+        for tr in task.next:
+            for target in tr.do:
+                transitions.append({"from": name, "to": target, "when": tr.when, "index": tr.index})
+    return {"tasks": tasks, "transitions": transitions, "start": list(spec.start_tasks)}
+
+
+def view(conn: Connection, execution_id: str, depth: int = 0) -> dict[str, Any]:
+    """A workflow's graph and the state of each task instance, in the order
+    they started, with their executions and timings; subworkflows' tasks
+    follow their parent task, one level deeper."""
+    row = exe_store.get(conn, execution_id)
+    kind = row["runner_type"]
+    if kind not in wf_store.WORKFLOW_RUNNERS:
+        raise InvalidInput(f"execution {execution_id} is not a workflow ({row['action_ref']})")
+    wf = wf_store.get(conn, execution_id)
+    try:
+        if wf is not None:
+            text = wf_store.spec_text(conn, wf["spec_hash"])
+        else:
+            text = _read_definition(row["action"])
+        graph = _graph(_parse(kind, text, row["action_ref"]))
+    except InvalidInput:
+        graph = {"tasks": [], "transitions": [], "start": []}
+    kids, _ = exe_store.list_(conn, parent=execution_id, limit=1_000_000, sort_desc=False)
+    by_seq: dict[int, list[dict[str, Any]]] = {}
+    for kid in kids:
+        seq = (kid["context"].get("workflow") or {}).get("seq")
+        if seq is not None:
+            by_seq.setdefault(int(seq), []).append(kid)
+    records = wf_store.records_of(conn, execution_id, "task") if wf else {}
+    tasks: list[dict[str, Any]] = []
+    for key in sorted(records, key=int):
+        rec = records[key]
+        mine = by_seq.get(int(key), [])
+        entry: dict[str, Any] = {
+            "task": rec.get("id") or rec.get("name"),
+            "route": rec.get("route", 0),
+            "seq": int(key),
+            "status": rec.get("status"),
+            "depth": depth,
+            "execution_id": mine[-1]["id"] if mine else None,
+            "executions": len(mine),
+            "start_timestamp": iso(min(k["start_timestamp"] for k in mine)) if mine else None,
+            "end_timestamp": None,
+        }
+        ends = [k["end_timestamp"] for k in mine]
+        if mine and all(e is not None for e in ends):
+            entry["end_timestamp"] = iso(max(e for e in ends if e is not None))
+        if rec.get("items") is not None:
+            done = sum(1 for k in mine if is_final(k["status"]))
+            entry["items"] = {"total": rec["items"], "done": done}
+        tasks.append(entry)
+        last = mine[-1] if mine else None
+        if last and last["runner_type"] in wf_store.WORKFLOW_RUNNERS and depth < 5:
+            tasks += view(conn, last["id"], depth + 1)["tasks"]
+    return {"execution_id": execution_id, "status": row["status"], "graph": graph, "tasks": tasks}

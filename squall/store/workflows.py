@@ -1,0 +1,239 @@
+"""Workflows: their definitions, their conductors' records, and the work
+items that wake the workflow engine.
+
+A workflow's state is the set of records its conductor emitted
+(core/workflow.py), one row each, keyed by ``(execution_id, kind, key)``.
+Each engine step writes the records it changed and bumps the workflow's
+``version`` in the same transaction as the events it consumed and the child
+executions it created.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from squall.core.executions import Status
+from squall.core.workflow import Changes
+from squall.store import queue
+from squall.store.tables import work, workflow_records, workflow_specs, workflows
+
+WORKFLOW = "workflow"  # work topic: events for the workflow engine, ref = workflow execution id
+WORKFLOW_RUNNERS = frozenset({"orquesta", "action-chain"})
+
+# Child statuses a parent workflow reacts to. "running" matters only when a
+# child comes back from pending or paused; a first start is not worth a step.
+_NOTIFY = frozenset(
+    {
+        Status.PENDING,
+        Status.PAUSING,
+        Status.PAUSED,
+        Status.RESUMING,
+        Status.CANCELING,
+        Status.SUCCEEDED,
+        Status.FAILED,
+        Status.TIMEOUT,
+        Status.CANCELED,
+        Status.ABANDONED,
+    }
+)
+_BACK = frozenset({Status.PENDING, Status.PAUSED, Status.RESUMING})
+
+
+def spec_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def save_spec(conn: Connection, kind: str, text: str) -> str:
+    digest = spec_hash(text)
+    found = conn.execute(
+        sa.select(workflow_specs.c.hash).where(workflow_specs.c.hash == digest)
+    ).first()
+    if found is None:
+        conn.execute(
+            workflow_specs.insert().values(
+                hash=digest, kind=kind, text=text, created_at=time.time()
+            )
+        )
+    return digest
+
+
+def spec_text(conn: Connection, digest: str) -> str:
+    text = conn.execute(
+        sa.select(workflow_specs.c.text).where(workflow_specs.c.hash == digest)
+    ).scalar()
+    return str(text or "")
+
+
+def create(conn: Connection, execution_id: str, kind: str, digest: str) -> None:
+    now = time.time()
+    conn.execute(
+        workflows.insert().values(
+            execution_id=execution_id,
+            kind=kind,
+            spec_hash=digest,
+            version=0,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+
+
+def get(conn: Connection, execution_id: str, *, lock: bool = False) -> dict[str, Any] | None:
+    query = sa.select(workflows).where(workflows.c.execution_id == execution_id)
+    if lock and conn.dialect.name == "postgresql":
+        # One step at a time per workflow when several engines share a database.
+        query = query.with_for_update()
+    row = conn.execute(query).first()
+    return dict(row._mapping) if row is not None else None
+
+
+def load_records(conn: Connection, execution_id: str) -> dict[str, dict[str, dict[str, Any]]]:
+    records: dict[str, dict[str, dict[str, Any]]] = {}
+    rows = conn.execute(
+        sa.select(workflow_records.c.kind, workflow_records.c.key, workflow_records.c.value).where(
+            workflow_records.c.execution_id == execution_id
+        )
+    )
+    for kind, key, value in rows:
+        records.setdefault(kind, {})[key] = value
+    return records
+
+
+def records_of(conn: Connection, execution_id: str, kind: str) -> dict[str, dict[str, Any]]:
+    rows = conn.execute(
+        sa.select(workflow_records.c.key, workflow_records.c.value).where(
+            workflow_records.c.execution_id == execution_id, workflow_records.c.kind == kind
+        )
+    )
+    return {key: value for key, value in rows}
+
+
+def _upsert(conn: Connection) -> Any:
+    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    stmt = insert(workflow_records)
+    return stmt.on_conflict_do_update(
+        index_elements=["execution_id", "kind", "key"], set_={"value": stmt.excluded.value}
+    )
+
+
+_DELETE = workflow_records.delete().where(
+    workflow_records.c.execution_id == sa.bindparam("b_id"),
+    workflow_records.c.kind == sa.bindparam("b_kind"),
+    workflow_records.c.key == sa.bindparam("b_key"),
+)
+
+
+def write(conn: Connection, execution_id: str, changes: Changes, version: int) -> None:
+    """Store what a step changed and move the workflow to ``version``."""
+    puts, deletes = [], []
+    for kind, recs in changes.records.items():
+        for key, value in recs.items():
+            if value is None:
+                deletes.append({"b_id": execution_id, "b_kind": kind, "b_key": key})
+            else:
+                puts.append(
+                    {"execution_id": execution_id, "kind": kind, "key": key, "value": value}
+                )
+    if puts:
+        conn.execute(_upsert(conn), puts)
+    if deletes:
+        conn.execute(_DELETE, deletes)
+    conn.execute(
+        workflows.update()
+        .where(workflows.c.execution_id == execution_id)
+        .values(version=version, updated_at=time.time())
+    )
+
+
+def copy_records(conn: Connection, source: str, target: str) -> None:
+    """Give a re-run the state of the run it continues."""
+    rows = conn.execute(
+        sa.select(workflow_records.c.kind, workflow_records.c.key, workflow_records.c.value).where(
+            workflow_records.c.execution_id == source
+        )
+    ).all()
+    if rows:
+        conn.execute(
+            workflow_records.insert(),
+            [{"execution_id": target, "kind": k, "key": key, "value": v} for k, key, v in rows],
+        )
+
+
+def delete_finished(conn: Connection, ids: Any) -> None:
+    """Forget the state of workflows whose executions are being deleted
+    (``ids``: a list or a select of execution ids)."""
+    conn.execute(workflow_records.delete().where(workflow_records.c.execution_id.in_(ids)))
+    conn.execute(workflows.delete().where(workflows.c.execution_id.in_(ids)))
+
+
+# -- events for the engine --------------------------------------------------------------
+
+
+def send(conn: Connection, execution_id: str, event: dict[str, Any], *, delay: float = 0.0) -> None:
+    queue.enqueue(conn, WORKFLOW, execution_id, event, delay=delay)
+
+
+def notify_parents(conn: Connection, changed: Iterable[tuple[str, dict[str, Any]]]) -> None:
+    """Tell parent workflows about their children's status changes.
+
+    ``changed`` holds ``(previous status, new row)``; called by the
+    executions repository in the transaction of the change, so a workflow
+    never misses (or imagines) a child's result."""
+    for old, row in changed:
+        parent = (row["context"].get("workflow") or {}).get("execution_id")
+        if not parent:
+            continue
+        status = Status(row["status"])
+        if status in _NOTIFY or (status == Status.RUNNING and old in _BACK):
+            send(conn, parent, {"child": row["id"]})
+
+
+_DUE = (
+    sa.select(work.c.ref, sa.func.min(work.c.id).label("first"))
+    .where(work.c.topic == WORKFLOW, work.c.available_at <= sa.bindparam("b_now"))
+    .group_by(work.c.ref)
+    .order_by(sa.text("first"))
+    .limit(sa.bindparam("b_limit"))
+)
+
+
+def due(conn: Connection, limit: int) -> list[str]:
+    """Workflows with events waiting, the longest-waiting first."""
+    return [r.ref for r in conn.execute(_DUE, {"b_now": time.time(), "b_limit": limit})]
+
+
+def take_events(conn: Connection, execution_id: str) -> list[dict[str, Any]]:
+    """Remove and return a workflow's due events, oldest first; the step
+    that consumes them commits or rolls back with their removal."""
+    rows = conn.execute(
+        work.delete()
+        .where(
+            work.c.topic == WORKFLOW,
+            work.c.ref == execution_id,
+            work.c.available_at <= time.time(),
+        )
+        .returning(work.c.id, work.c.payload)
+    ).all()
+    return [p or {} for _id, p in sorted(rows)]
+
+
+def write_result(conn: Connection, execution_id: str, seq: int, item: int, result: Any) -> None:
+    """Keep the result of one with-items item (read back by :func:`records_of`)."""
+    conn.execute(
+        _upsert(conn),
+        [
+            {
+                "execution_id": execution_id,
+                "kind": f"result:{seq}",
+                "key": str(item),
+                "value": {"result": result},
+            }
+        ],
+    )
