@@ -34,9 +34,7 @@ def workflow() -> None:
 
 
 @workflow.command("validate")
-@click.argument(
-    "files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path)
-)
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.pass_context
 def workflow_validate(ctx: click.Context, files: tuple[Path, ...]) -> None:
     """List the problems of each WORKFLOW definition; exit 1 if there are any."""
@@ -64,9 +62,7 @@ def workflow_validate(ctx: click.Context, files: tuple[Path, ...]) -> None:
 
 
 @workflow.command("test")
-@click.argument(
-    "specs", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path)
-)
+@click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.pass_context
 def workflow_test(ctx: click.Context, specs: tuple[Path, ...]) -> None:
     """Rehearse each SPEC: run its workflow against its mocked action results

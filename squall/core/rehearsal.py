@@ -173,7 +173,7 @@ def parse_test_spec(data: Any, name: str) -> TestSpec:
     workflow = data.get("workflow")
     if not isinstance(workflow, str) or not workflow:
         raise InvalidInput(f"{name}: 'workflow' (the path of the workflow) is required")
-    sequence = data.get("expected_task_sequence")
+    sequence: list[str] = data.get("expected_task_sequence") or []
     if not _strings(sequence):
         raise InvalidInput(f"{name}: 'expected_task_sequence' must be a list of task names")
     inputs = data.get("inputs") or {}

@@ -16,7 +16,7 @@ from squall.core.executions import WAITING, Status, is_final
 from squall.crypto import KeyRing
 from squall.errors import Conflict, InvalidInput, NotFound
 from squall.runners.registry import get_runner
-from squall.services import events
+from squall.services import definitions, events
 from squall.store import content, queue
 from squall.store import executions as exe_store
 from squall.store import kv as kv_store
@@ -152,6 +152,8 @@ def request(
     action = content.get_action(conn, action_ref)
     if not action.get("enabled", True):
         raise InvalidInput(f"action {action['ref']} is disabled; enable it before running it")
+    if action["runner_type"] in wf_store.WORKFLOW_RUNNERS:
+        definitions.check(conn, action)  # refused before anything runs
     ctx = {"user": user, **(context or {})}
     final = prepare_parameters(
         conn, action, parameters, user, keyring, ctx, extra_context, render=render

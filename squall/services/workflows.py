@@ -22,23 +22,20 @@ another's step.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from squall.core import actionchain
 from squall.core.actionchain import ActionChainConductor
 from squall.core.executions import FINAL, Status, can_transition, is_final
 from squall.core.timestamps import iso
 from squall.core.workflow import ActionRequest, Conductor, Environment
 from squall.crypto import KeyRing
 from squall.errors import InvalidInput, NotFound, SquallError
-from squall.services import events
+from squall.services import definitions, events
 from squall.services import executions as exe_service
 from squall.services.bus import Bus, wait_for_wake
 from squall.store import executions as exe_store
@@ -162,8 +159,8 @@ class WorkflowEngine:
         if row["status"] == Status.SCHEDULED:
             row = exe_store.set_status(conn, row, Status.RUNNING)
         try:
-            text = _read_definition(action)
-            spec = _parse(kind, text, action.get("entry_point") or action["ref"])
+            text = definitions.read(action)
+            spec = definitions.parse(kind, text, action.get("entry_point") or action["ref"])
         except InvalidInput as exc:
             _finish(
                 conn, row, Status.FAILED, {"errors": [{"type": "error", "message": exc.message}]}
@@ -217,7 +214,7 @@ class WorkflowEngine:
         if cached is not None and cached.version == wf["version"]:
             return cached
         kind = wf["kind"]
-        spec = _parse(kind, wf_store.spec_text(conn, wf["spec_hash"]), row["action_ref"])
+        spec = definitions.parse(kind, wf_store.spec_text(conn, wf["spec_hash"]), row["action_ref"])
         lookup = _Lookup(row["user"], self.keyring)
         lookup.conn = conn
         records = wf_store.load_records(conn, execution_id)
@@ -320,6 +317,12 @@ class WorkflowEngine:
             except SquallError as exc:
                 error = {"error": f"task {req.task_id}: {exc.message}"}
                 pending += loaded.conductor.action_status(req.seq, req.item, Status.FAILED, error)
+                continue
+            if req.item is not None:
+                # An item counts as active (holding back a pause or a cancel)
+                # from the moment its execution exists, not when a worker
+                # picks it up: say so now rather than with one more event.
+                pending += loaded.conductor.action_status(req.seq, req.item, Status.RUNNING)
         exe_store.create_many(conn, batch)
 
     def _sync_status(self, conn: Connection, loaded: _Loaded, execution_id: str) -> None:
@@ -376,28 +379,6 @@ def control(conn: Connection, execution_id: str, status: str, user: str | None) 
 # -- the two workflow languages ----------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=256)
-def _parse_cached(kind: str, text: str, source: str) -> Any:
-    if kind == "orquesta":
-        from squall.core.orquesta import spec as orquesta_spec
-
-        spec = orquesta_spec.load(text, source=source)
-        problems = orquesta_spec.inspect(spec)
-        if problems:
-            raise orquesta_spec.WorkflowInvalid(problems)
-        return spec
-    chain = actionchain.load(text, source=source)
-    problems = actionchain.inspect(chain)
-    if problems:
-        raise actionchain.ChainInvalid(problems)
-    return chain
-
-
-def _parse(kind: str, text: str, source: str) -> Any:
-    """The checked definition; InvalidInput listing every problem otherwise."""
-    return _parse_cached(kind, text, source)
-
-
 def _new(kind: str, spec: Any, env: Environment, row: dict[str, Any], config: Any) -> Conductor:
     if kind == "orquesta":
         from squall.core.orquesta.conductor import OrquestaConductor
@@ -422,18 +403,6 @@ def _restore(
 
 
 # -- helpers ---------------------------------------------------------------------------
-
-
-def _read_definition(action: dict[str, Any]) -> str:
-    path = action.get("entry_point_path")
-    if not path:
-        raise InvalidInput(f"action {action['ref']} has no workflow definition (entry_point)")
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InvalidInput(
-            f"the workflow definition {path} cannot be read: {exc.strerror}"
-        ) from exc
 
 
 _RUNNER_PARAMETERS = frozenset({"notify", "skip_notify", "display_published"})
@@ -542,33 +511,6 @@ def _next_due(conn: Connection) -> float | None:
 # -- what the API shows ------------------------------------------------------------------
 
 
-def _graph(spec: Any) -> dict[str, Any]:
-    """Tasks and transitions, with their conditions, for drawing."""
-    if isinstance(spec, actionchain.ChainSpec):
-        nodes = [{"id": n.name, "action": n.ref} for n in spec.nodes]
-        edges = []
-        for n in spec.nodes:
-            for when, target in (("on-success", n.on_success), ("on-failure", n.on_failure)):
-                if target:
-                    edges.append({"from": n.name, "to": target, "when": when, "index": 0})
-        return {"tasks": nodes, "transitions": edges, "start": spec.start}
-    tasks, transitions = [], []
-    for name, task in spec.tasks.items():
-        tasks.append(
-            {
-                "id": name,
-                "action": task.action,
-                "join": task.join,
-                "with_items": task.items.expression if task.items else None,
-                "retry": task.retry is not None,
-            }
-        )
-        for tr in task.next:
-            for target in tr.do:
-                transitions.append({"from": name, "to": target, "when": tr.when, "index": tr.index})
-    return {"tasks": tasks, "transitions": transitions, "start": list(spec.start_tasks)}
-
-
 def view(conn: Connection, execution_id: str, depth: int = 0) -> dict[str, Any]:
     """A workflow's graph and the state of each task instance, in the order
     they started, with their executions and timings; subworkflows' tasks
@@ -582,8 +524,8 @@ def view(conn: Connection, execution_id: str, depth: int = 0) -> dict[str, Any]:
         if wf is not None:
             text = wf_store.spec_text(conn, wf["spec_hash"])
         else:
-            text = _read_definition(row["action"])
-        graph = _graph(_parse(kind, text, row["action_ref"]))
+            text = definitions.read(row["action"])
+        graph = definitions.graph(definitions.parse(kind, text, row["action_ref"]))
     except InvalidInput:
         graph = {"tasks": [], "transitions": [], "start": []}
     kids, _ = exe_store.list_(conn, parent=execution_id, limit=1_000_000, sort_desc=False)
@@ -596,6 +538,8 @@ def view(conn: Connection, execution_id: str, depth: int = 0) -> dict[str, Any]:
     tasks: list[dict[str, Any]] = []
     for key in sorted(records, key=int):
         rec = records[key]
+        if rec.get("id") == "continue":
+            continue  # the implicit end of a branch: nothing an operator needs to see
         mine = by_seq.get(int(key), [])
         entry: dict[str, Any] = {
             "task": rec.get("id") or rec.get("name"),

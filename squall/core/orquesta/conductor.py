@@ -91,6 +91,8 @@ _KNOWN_STATUSES = frozenset(
         "abandoned",
     }
 )
+# Statuses of a task's latest run that let it start again from its staging.
+_STARTABLE = m.COMPLETED | {UNSET, RETRYING}
 _ENGINE_EVENTS = {
     "continue": ("task_continue_requested", m.SUCCEEDED),
     "noop": ("task_noop_requested", m.SUCCEEDED),
@@ -754,6 +756,11 @@ class OrquestaConductor:
         if "delay" in staged:  # a retry's delay replaces the task's
             delay = float(staged["delay"] or 0)
         if task.items is None:
+            seq = self._latest.get((task_id, route))
+            if seq is not None and self._tasks[seq]["status"] not in _STARTABLE:
+                # Still running: a branch that arrived late does not start it
+                # twice; its completion drops this staging (as in Orquesta).
+                return None
             action = None
             params: Any = {}
             if task.action is not None:
@@ -1339,7 +1346,7 @@ class OrquestaConductor:
                 item_key = f"{owner}:{index}"
                 item = self._items.get(item_key)
                 # Items handed out but never reported did not run: they go again too.
-                again = reset_items or item is not None and item["status"] in m.ABENDED | {UNSET}
+                again = reset_items or (item is not None and item["status"] in m.ABENDED | {UNSET})
                 if item is None or not again:
                     continue
                 self._set_item(state, owner, index, UNSET, None)

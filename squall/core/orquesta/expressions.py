@@ -7,7 +7,8 @@ The semantics are Orquesta's, with StackStorm's additions:
   the expression's native value (a list stays a list); a string with text
   around its expressions, or with several, yields text in which every
   expression is replaced by ``str()`` of its value (so None reads "None").
-  A string that is not an expression is returned as is.
+  A string that is not an expression is returned as is. Values come back as
+  plain, new Python data: dicts, and lists for tuples, sets and iterators.
 * An expression whose value is a string is evaluated again, in the same
   language, so a variable may hold an expression
   (``ctx().fee -> "<% ctx().fi %>" -> ...``).
@@ -676,8 +677,15 @@ def _y_completed(context: Any) -> bool:
     return _run_of(context).completed()
 
 
-def _y_st2kv(context: Any, key: Any, decrypt: Any = False, default: Any = _NO_DEFAULT) -> Any:
-    return _run_of(context).st2kv(key, decrypt=decrypt, default=default)
+def _y_st2kv(context: Any, key: Any, **options: Any) -> Any:
+    # Options by keyword only, as in st2 (and yaql would type them by their
+    # Python defaults): st2kv(key, decrypt => true, default => 'x').
+    unknown = set(options) - {"decrypt", "default"}
+    if unknown:
+        raise TypeError(f"st2kv() takes decrypt and default, not {', '.join(sorted(unknown))}")
+    return _run_of(context).st2kv(
+        key, decrypt=options.get("decrypt", False), default=options.get("default", _NO_DEFAULT)
+    )
 
 
 _YAQL_SCOPE_FUNCTIONS: dict[str, Callable[..., Any]] = {
@@ -887,14 +895,16 @@ def _jinja_template(text: str) -> jinja2.Template:
 
 
 def _jinja_plain(value: Any) -> Any:
-    """A Jinja value as plain data: tuples and generators become lists, and so on."""
+    """A Jinja value as plain data: dicts, and lists for tuples, ranges, sets..."""
+    if type(value) in _PLAIN_SCALARS:
+        return value
     if isinstance(value, jinja2.Undefined):
         return str(value)  # raises: the value is undefined
     if isinstance(value, str):
         return str(value)
     if isinstance(value, Mapping):
         return {_jinja_plain(k): _jinja_plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)) or inspect.isgenerator(value):
+    if isinstance(value, collections.abc.Iterable):
         return [_jinja_plain(v) for v in value]
     return value
 

@@ -245,6 +245,8 @@ def make_workflow_pack(packs: Path) -> Path:
                 do: nowhere
         """,
     )
+    action("missing_action", "orquesta")
+    flow("missing_action", "version: 1.0\ntasks:\n  go:\n    action: wpack.nope\n")
     action("chain", "action-chain", "  who:\n    type: string\n    default: world\n")
     flow(
         "chain",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 
 from tests.integration.workflows.conftest import children, run, wait_status
@@ -52,14 +54,20 @@ def test_subworkflow(api: httpx.Client) -> None:
     assert len(children(api, call["id"])) == 2
 
 
-def test_invalid_workflow_fails_listing_every_problem(api: httpx.Client) -> None:
-    eid = run(api, "wpack.bad")
-    body = wait_status(api, eid, *FINAL)
-    assert body["status"] == "failed"
-    text = str(body["result"])
+def test_invalid_workflow_is_refused_listing_every_problem(api: httpx.Client) -> None:
+    answer = api.post("/api/v1/executions", json={"action": "wpack.bad"})
+    assert answer.status_code == 400, answer.text
+    text = answer.json()["faultstring"]
     assert "tasks.one.next[0].when" in text
     assert "nowhere" in text
-    assert children(api, eid) == []
+    listed = api.get("/api/v1/executions", params={"action": "wpack.bad"}).json()
+    assert listed == []  # nothing ran
+
+
+def test_missing_action_is_refused(api: httpx.Client) -> None:
+    answer = api.post("/api/v1/executions", json={"action": "wpack.missing_action"})
+    assert answer.status_code == 400, answer.text
+    assert "tasks.go.action: no action 'wpack.nope' is registered" in answer.json()["faultstring"]
 
 
 def test_action_chain(api: httpx.Client) -> None:
@@ -68,7 +76,7 @@ def test_action_chain(api: httpx.Client) -> None:
     names = [t["name"] for t in body["result"]["tasks"]]
     assert names == ["build", "test", "report"]
     assert body["result"]["published"]["built"] == "hello squall"
-    report = [k for k in children(api, eid) if k["context"]["chain"]["name"] == "report"][0]
+    report = next(k for k in children(api, eid) if k["context"]["chain"]["name"] == "report")
     assert report["result"]["stdout"].strip() == "tests failed for hello squall"
 
 
@@ -96,8 +104,6 @@ def test_cancel_reaches_subworkflows_and_running_children(api: httpx.Client) -> 
         if kids and children(api, kids[0]["id"]):
             inner = kids[0]
             break
-        import time
-
         time.sleep(0.05)
     assert inner is not None
     answer = api.delete(f"/api/v1/executions/{eid}")

@@ -157,7 +157,9 @@ def test_text_that_is_not_yaml_or_not_a_mapping_raises() -> None:
 
 
 def test_workflow_invalid_lists_every_problem_one_per_line() -> None:
-    exc = WorkflowInvalid([Problem("tasks.a", "one"), Problem("tasks.b.next[0].do", "two")], "w.yaml")
+    exc = WorkflowInvalid(
+        [Problem("tasks.a", "one"), Problem("tasks.b.next[0].do", "two")], "w.yaml"
+    )
     lines = exc.message.splitlines()
     assert lines[0] == "workflow w.yaml has 2 problems:"
     assert lines[1:] == ["  tasks.a: one", "  tasks.b.next[0].do: two"]
@@ -433,5 +435,5 @@ def test_inline_parameters_follow_orquesta() -> None:
         ("d", "x y"),
         ("e", "{{ ctx().e }}"),
     ]
-    assert parse('''j='{"k": 1}'''') == [("j", {"k": 1})]
+    assert parse("j='{\"k\": 1}'") == [("j", {"k": 1})]
     assert parse("nothing here") == []
