@@ -81,7 +81,7 @@ The conductor is pure: no I/O, no clock. Datastore values come through
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,7 +89,14 @@ import yaml
 
 from squall.core import templating
 from squall.core.executions import Status
-from squall.core.workflow import UNSET, ActionRequest, Changes, Environment, Problem
+from squall.core.workflow import (
+    UNSET,
+    ActionRequest,
+    Changes,
+    DefinitionInvalid,
+    Environment,
+    Problem,
+)
 from squall.errors import Conflict, InvalidInput
 
 __all__ = [
@@ -148,21 +155,10 @@ _MAX_ERROR = 4000  # characters of an error message kept in the workflow record
 # --------------------------------------------------------------------------- definition
 
 
-class ChainInvalid(InvalidInput):
-    """An action chain definition cannot be run; lists every problem, one per line."""
+class ChainInvalid(DefinitionInvalid):
+    """An action chain that cannot run; the message lists every problem."""
 
-    def __init__(self, problems: Sequence[Problem], source: str | None = None) -> None:
-        self.source = source
-        self.problems = tuple(problems)
-        header = f"{source} is not a valid action chain:" if source else "invalid action chain:"
-        lines = [header] + [f"  {problem}" for problem in self.problems]
-        super().__init__("\n".join(lines))
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "faultstring": self.message,
-            "problems": [{"path": p.path, "message": p.message} for p in self.problems],
-        }
+    language = "action chain"
 
 
 @dataclass(frozen=True, eq=False)

@@ -18,9 +18,11 @@ instance references its context by id, context records hold only what a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from squall.errors import InvalidInput
 
 # Workflow and task statuses are the execution statuses (core/executions.py)
 # plus "unset" (not started) and "retrying" (a task between two attempts).
@@ -122,12 +124,13 @@ class Conductor(Protocol):
         ...
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, order=True)
 class Problem:
     """One thing wrong with a workflow definition, and where it is.
 
     ``path`` points into the definition the way its author reads it, e.g.
-    ``chain[2].on-success`` or ``tasks.task1.next[0].when``.
+    ``chain[2].on-success`` or ``tasks.task1.next[0].when``; empty means the
+    whole definition.
     """
 
     path: str
@@ -135,3 +138,24 @@ class Problem:
 
     def __str__(self) -> str:
         return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class DefinitionInvalid(InvalidInput):
+    """A definition that cannot run; the message lists every problem, one per line."""
+
+    language = "workflow"
+
+    def __init__(self, problems: Iterable[Problem], source: str | None = None) -> None:
+        self.problems = tuple(problems)
+        self.source = source
+        count = len(self.problems)
+        noun = "problem" if count == 1 else "problems"
+        where = f"{self.language} {source}" if source else f"the {self.language}"
+        lines = "\n".join(f"  {p}" for p in self.problems)
+        super().__init__(f"{where} has {count} {noun}:\n{lines}")
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "faultstring": self.message,
+            "problems": [{"path": p.path, "message": p.message} for p in self.problems],
+        }

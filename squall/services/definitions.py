@@ -82,9 +82,8 @@ def check(conn: Connection, action: dict[str, Any]) -> Any:
         Problem(path, f"no action '{ref}' is registered") for path, ref in refs if ref not in known
     ]
     if missing:
-        if kind == "orquesta":
-            raise orquesta_spec.WorkflowInvalid(missing, source)
-        raise actionchain.ChainInvalid(missing, source)
+        invalid = orquesta_spec.WorkflowInvalid if kind == "orquesta" else actionchain.ChainInvalid
+        raise invalid(missing, source)
     return spec
 
 

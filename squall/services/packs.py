@@ -17,11 +17,12 @@ from squall.config import Settings
 from squall.errors import ContentError, InvalidInput, SquallError
 from squall.packs.loader import LoadedPack, discover_packs, load_pack, load_yaml
 from squall.runners.registry import runner_types
-from squall.services import rules
+from squall.services import definitions, rules
 from squall.services.executions import parameter_schema
 from squall.store import content
 from squall.store import sensors as sensor_store
 from squall.store.db import Database
+from squall.store.workflows import WORKFLOW_RUNNERS
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,19 @@ def _prepare_actions(
                 ContentError(str(pack.path / action.get("metadata_file", "")), exc.message)
             )
             continue
+        if action["runner_type"] in WORKFLOW_RUNNERS:
+            # Registered anyway (a run is refused with the same list), but
+            # said now, so a broken workflow is noticed when the pack loads.
+            try:
+                definitions.parse(
+                    action["runner_type"],
+                    definitions.read(action),
+                    action.get("entry_point") or action["ref"],
+                )
+            except InvalidInput as exc:
+                report.errors.append(
+                    ContentError(str(pack.path / action.get("metadata_file", "")), exc.message)
+                )
         extra: dict[str, Any] = {"pack_path": str(pack.path)}
         if python:
             extra["python"] = python

@@ -36,7 +36,7 @@ from typing import Any
 import yaml
 
 from squall.core.orquesta.expressions import check, referenced_vars
-from squall.errors import InvalidInput
+from squall.core.workflow import DefinitionInvalid, Problem
 
 __all__ = [
     "ENGINE_COMMANDS",
@@ -88,34 +88,8 @@ _QUOTED_RE = re.compile(r"\"[^\"]*\"\s*|'[^']*'\s*")
 # --------------------------------------------------------------------------- problems
 
 
-@dataclass(frozen=True, order=True)
-class Problem:
-    """One thing wrong with a definition, at ``path`` (empty: the whole definition)."""
-
-    path: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.message}" if self.path else self.message
-
-
-class WorkflowInvalid(InvalidInput):
-    """A workflow definition that cannot run; the message lists every problem."""
-
-    def __init__(self, problems: Iterable[Problem], source: str | None = None) -> None:
-        self.problems = list(problems)
-        self.source = source
-        where = f"workflow {source}" if source else "the workflow"
-        lines = "\n".join(f"  {p}" for p in self.problems)
-        count = len(self.problems)
-        noun = "problem" if count == 1 else "problems"
-        super().__init__(f"{where} has {count} {noun}:\n{lines}")
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "faultstring": self.message,
-            "problems": [{"path": p.path, "message": p.message} for p in self.problems],
-        }
+class WorkflowInvalid(DefinitionInvalid):
+    """An Orquesta workflow that cannot run; the message lists every problem."""
 
 
 # --------------------------------------------------------------------------- the model

@@ -170,3 +170,12 @@ def test_workflow_view(api: httpx.Client, wf_server: Server) -> None:
     states = {t["task"]: t for t in body["tasks"]}
     assert states["hello"]["status"] == "succeeded"
     assert states["shout"]["execution_id"]
+
+
+def test_broken_workflow_is_reported_when_its_pack_registers(api: httpx.Client) -> None:
+    answer = api.post("/api/v1/packs/register", json={"packs": ["wpack"]})
+    assert answer.status_code == 200, answer.text
+    errors = " ".join(str(e) for e in answer.json().get("errors", []))
+    assert "tasks.one.next[0].when" in errors
+    # The rest of the pack is registered and runs.
+    assert api.get("/api/v1/actions/wpack.greet").status_code == 200

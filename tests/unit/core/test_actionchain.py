@@ -540,11 +540,11 @@ def test_validation_lists_every_problem_with_its_path() -> None:
     with pytest.raises(ChainInvalid) as caught:
         ActionChainConductor.new(spec, Environment())
     assert str(ChainInvalid(problems[:1])).splitlines() == [
-        "invalid action chain:",
+        "the action chain has 1 problem:",
         "  extra: unknown key; an action chain has 'chain', 'default' and 'vars'",
     ]
     lines = caught.value.message.splitlines()
-    assert lines[0] == "pack/actions/chain.yaml is not a valid action chain:"
+    assert lines[0] == "action chain pack/actions/chain.yaml has 9 problems:"
     assert [line.strip() for line in lines[1:]] == [str(p) for p in problems]
     assert isinstance(caught.value, InvalidInput)
     assert caught.value.to_dict()["problems"][2] == {
