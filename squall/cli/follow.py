@@ -73,7 +73,14 @@ class WaitTimeout(Exception):
 
 
 def is_final(execution: dict[str, Any]) -> bool:
-    return execution.get("status") in FINAL_STATUSES
+    """Whether following can stop: the execution ended, or it is an inquiry
+    waiting for a person (as ``st2 run core.ask`` returns at pending)."""
+    return execution.get("status") in FINAL_STATUSES or awaits_response(execution)
+
+
+def awaits_response(execution: dict[str, Any]) -> bool:
+    runner = execution.get("runner") or {}
+    return execution.get("status") == "pending" and runner.get("name") == "inquirer"
 
 
 # -- reading a stream on a thread -------------------------------------------------

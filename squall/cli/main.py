@@ -34,7 +34,7 @@ from squall.cli.common import (
     format_options,
     note,
 )
-from squall.cli.follow import Follower, WaitTimeout, is_final, summary
+from squall.cli.follow import Follower, WaitTimeout, awaits_response, is_final, summary
 from squall.cli.output import (
     action_ref,
     emit,
@@ -275,6 +275,9 @@ def follow_to_end(
         raise
     if not emit(final, fmt):
         summary(final, follower)
+    if awaits_response(final):
+        note(f"waiting for a response: squall inquiry respond {eid}")
+        ctx.exit(0)
     ctx.exit(0 if final.get("status") == "succeeded" else EXIT_ERROR)
 
 

@@ -97,3 +97,10 @@ def test_an_expired_inquiry_is_gone(squall: Squall) -> None:
     assert "expired after 0.01 minutes" in final["result"]["error"]
     done = squall("inquiry", "respond", eid, "-r", '{"continue": true}')
     assert done.returncode == 1 and "timed out" in done.stderr
+
+
+def test_run_core_ask_returns_once_it_waits_for_a_person(squall: Squall) -> None:
+    done = squall("run", "core.ask", "ttl=30", timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert "pending" in done.stderr
+    assert "squall inquiry respond" in done.stderr
