@@ -247,6 +247,26 @@ def make_workflow_pack(packs: Path) -> Path:
     )
     action("missing_action", "orquesta")
     flow("missing_action", "version: 1.0\ntasks:\n  go:\n    action: wpack.nope\n")
+    action("items_gate", "orquesta")
+    flow(
+        "items_gate",
+        """
+        version: 1.0
+        output:
+          - seen: <% ctx().seen %>
+        vars:
+          - seen: []
+        tasks:
+          check:
+            with: n in <% list(1, 2, 3) %>
+            action: core.local
+            input:
+              cmd: test <% item(n) %> != 2 || test "<% st2kv('system.wf_items') %>" = ok
+            next:
+              - when: <% succeeded() %>
+                publish: seen=<% result().select($.return_code) %>
+        """,
+    )
     action("chain", "action-chain", "  who:\n    type: string\n    default: world\n")
     flow(
         "chain",

@@ -133,6 +133,25 @@ def test_rerun_from_failed_task_keeps_what_succeeded(api: httpx.Client) -> None:
     assert names == ["gate", "last"]  # "first" was kept, not run again
 
 
+def test_rerun_with_items_reruns_failed_items_or_all_with_reset(api: httpx.Client) -> None:
+    api.put("/api/v1/keys/wf_items", json={"name": "wf_items", "value": "no"})
+    eid = run(api, "wpack.items_gate")
+    assert wait_status(api, eid, *FINAL)["status"] == "failed"
+    assert len(children(api, eid)) == 3
+    api.put("/api/v1/keys/wf_items", json={"name": "wf_items", "value": "ok"})
+    again = api.post(f"/api/v1/executions/{eid}/re_run", json={"tasks": ["check"]}).json()["id"]
+    body = wait_status(api, again, *FINAL)
+    assert body["status"] == "succeeded", body["result"]
+    assert body["result"]["output"] == {"seen": [0, 0, 0]}
+    # Only the failed item ran again.
+    assert [k["context"]["orquesta"]["item_id"] for k in children(api, again)] == [1]
+    reset = api.post(
+        f"/api/v1/executions/{eid}/re_run", json={"tasks": ["check"], "reset": ["check"]}
+    ).json()["id"]
+    assert wait_status(api, reset, *FINAL)["status"] == "succeeded"
+    assert sorted(k["context"]["orquesta"]["item_id"] for k in children(api, reset)) == [0, 1, 2]
+
+
 def test_rerun_errors_are_clear(api: httpx.Client) -> None:
     eid = run(api, "core.noop")
     wait_status(api, eid, *FINAL)
