@@ -1,7 +1,7 @@
-"""``squall workflow``: check and rehearse Orquesta workflows, without a server.
+"""``squall workflow``: check and rehearse workflows, without a server.
 
 ``squall workflow validate WORKFLOW.yaml...`` lists every problem of each
-definition, with the path of the field at fault.
+definition (Orquesta or ActionChain), with the path of the field at fault.
 
 ``squall workflow test SPEC.yaml...`` runs each rehearsal spec (Orquesta's
 format: the workflow, its inputs, mocked action results, and the expected
@@ -17,10 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import click
+import yaml
 
 from squall.cli.common import error
-from squall.core import rehearsal
+from squall.core import actionchain, rehearsal
 from squall.core.orquesta import spec as orquesta_spec
+from squall.core.workflow import DefinitionInvalid, Problem
 from squall.errors import InvalidInput
 from squall.packs.loader import load_yaml
 
@@ -47,9 +49,9 @@ def workflow_validate(ctx: click.Context, files: tuple[Path, ...]) -> None:
             status = max(status, EXIT_UNREADABLE)
             continue
         try:
-            problems = orquesta_spec.inspect(orquesta_spec.load(text, source=str(path)))
-        except orquesta_spec.WorkflowInvalid as exc:
-            problems = exc.problems
+            problems = _problems(text, str(path))
+        except DefinitionInvalid as exc:
+            problems = list(exc.problems)
         if not problems:
             click.echo(f"{path}: valid")
             continue
@@ -59,6 +61,19 @@ def workflow_validate(ctx: click.Context, files: tuple[Path, ...]) -> None:
         for problem in problems:
             click.echo(f"  {problem}")
     ctx.exit(status)
+
+
+def _problems(text: str, source: str) -> list[Problem]:
+    """What is wrong with an Orquesta workflow or an ActionChain (a file
+    with a top-level ``chain`` is an ActionChain, as StackStorm tells them
+    apart by runner type, which a lone file does not have)."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:
+        data = None  # the loader below reports it, with the line
+    if isinstance(data, dict) and "chain" in data and "tasks" not in data:
+        return list(actionchain.inspect(actionchain.load(text, source=source)))
+    return orquesta_spec.inspect(orquesta_spec.load(text, source=source))
 
 
 @workflow.command("test")

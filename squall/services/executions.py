@@ -239,6 +239,21 @@ def rerun(
             )
         if reset and not set(reset) <= set(tasks or []):
             raise InvalidInput("every task in 'reset' must also be in 'tasks'")
+        if parameters:
+            raise InvalidInput(
+                "a workflow re-run from tasks continues with the inputs of the run it "
+                "continues; to change parameters, run the workflow again instead"
+            )
+        ran = {
+            f"{r.get('id') or r.get('name')}" + (f"__r{r['route']}" if r.get("route") else "")
+            for r in wf_store.records_of(conn, execution_id, "task").values()
+        }
+        unknown = [t for t in tasks or [] if t not in ran and f"{t}__r0" not in ran]
+        if unknown:
+            raise InvalidInput(
+                f"cannot re-run from {', '.join(unknown)}: no such task ran in execution "
+                f"{execution_id} (tasks that ran: {', '.join(sorted(ran)) or 'none'})"
+            )
         rerun_ctx.update(tasks=list(tasks or []), reset=list(reset or []))
     action = content.get_action(conn, old["action_ref"])
     schema = parameter_schema(action)

@@ -143,7 +143,12 @@ class WorkflowEngine:
             loaded = self._conductor(conn, wf, row)
         loaded.lookup.conn = conn
         for event in evs:
-            requests += self._apply(conn, loaded, row, event)
+            try:
+                requests += self._apply(conn, loaded, row, event)
+            except SquallError as exc:
+                # An event the workflow cannot use (a child it does not know):
+                # say so and carry on; the workflow itself is fine.
+                log.warning("workflow %s: ignored event %s: %s", execution_id, event, exc.message)
         self._launch(conn, loaded, row, requests)
         wf_store.write(conn, execution_id, loaded.conductor.take_changes(), version + 1)
         loaded.version = version + 1
@@ -181,7 +186,12 @@ class WorkflowEngine:
             reset = set(rerun.get("reset") or [])
             tasks = [(task, route, task in reset) for task, route in _task_refs(rerun["tasks"])]
             loaded = _Loaded(0, conductor, lookup, kind)
-            return loaded, conductor.rerun(tasks)
+            try:
+                return loaded, conductor.rerun(tasks)
+            except SquallError as exc:
+                error = {"type": "error", "message": exc.message}
+                _finish(conn, row, Status.FAILED, {"errors": [error]})
+                return None
         conductor = _new(kind, spec, env, row, self._config(conn, row, kind))
         loaded = _Loaded(0, conductor, lookup, kind)
         return loaded, conductor.start(_inputs(row))
@@ -511,6 +521,43 @@ def _next_due(conn: Connection) -> float | None:
 # -- what the API shows ------------------------------------------------------------------
 
 
+def _executions_by_seq(
+    conn: Connection, row: dict[str, Any], records: dict[str, dict[str, Any]]
+) -> dict[int, list[dict[str, Any]]]:
+    """Each task instance's executions. A re-run keeps the task instances of
+    the run it continues, so those are looked up there (and further back);
+    re-run items of a with-items task belong to its latest instance."""
+    by_seq: dict[int, list[dict[str, Any]]] = {}
+    runs, current = [], row
+    for _ in range(20):
+        runs.append(current["id"])
+        previous = (current["context"].get("re-run") or {}).get("ref")
+        if not previous or (current["context"].get("re-run") or {}).get("tasks") is None:
+            break
+        try:
+            current = exe_store.get(conn, previous)
+        except NotFound:
+            break
+    latest: dict[tuple[Any, Any], int] = {}
+    for key in sorted(records, key=int):
+        latest[(records[key].get("id"), records[key].get("route"))] = int(key)
+    for n, run_id in enumerate(runs):
+        kids, _ = exe_store.list_(conn, parent=run_id, limit=1_000_000, sort_desc=False)
+        found: dict[int, list[dict[str, Any]]] = {}
+        for kid in kids:
+            where = kid["context"].get("workflow") or {}
+            if where.get("seq") is None:
+                continue
+            seq = int(where["seq"])
+            rec = records.get(str(seq)) or {}
+            if n == 0 and where.get("item") is not None:
+                seq = latest.get((rec.get("id"), rec.get("route")), seq)
+            found.setdefault(seq, []).append(kid)
+        for seq, mine in found.items():
+            by_seq.setdefault(seq, mine)  # the newest run that ran it wins
+    return by_seq
+
+
 def view(conn: Connection, execution_id: str, depth: int = 0) -> dict[str, Any]:
     """A workflow's graph and the state of each task instance, in the order
     they started, with their executions and timings; subworkflows' tasks
@@ -528,26 +575,26 @@ def view(conn: Connection, execution_id: str, depth: int = 0) -> dict[str, Any]:
         graph = definitions.graph(definitions.parse(kind, text, row["action_ref"]))
     except InvalidInput:
         graph = {"tasks": [], "transitions": [], "start": []}
-    kids, _ = exe_store.list_(conn, parent=execution_id, limit=1_000_000, sort_desc=False)
-    by_seq: dict[int, list[dict[str, Any]]] = {}
-    for kid in kids:
-        seq = (kid["context"].get("workflow") or {}).get("seq")
-        if seq is not None:
-            by_seq.setdefault(int(seq), []).append(kid)
     records = wf_store.records_of(conn, execution_id, "task") if wf else {}
+    by_seq = _executions_by_seq(conn, row, records)
     tasks: list[dict[str, Any]] = []
     for key in sorted(records, key=int):
         rec = records[key]
         if rec.get("id") == "continue":
             continue  # the implicit end of a branch: nothing an operator needs to see
         mine = by_seq.get(int(key), [])
+        last = mine[-1] if mine else None
+        status = rec.get("status")
+        if last is not None and is_final(row["status"]) and not is_final(status or "unset"):
+            # The workflow ended before this task's last news reached it.
+            status = last["status"]
         entry: dict[str, Any] = {
             "task": rec.get("id") or rec.get("name"),
             "route": rec.get("route", 0),
             "seq": int(key),
-            "status": rec.get("status"),
+            "status": status,
             "depth": depth,
-            "execution_id": mine[-1]["id"] if mine else None,
+            "execution_id": last["id"] if last else None,
             "executions": len(mine),
             "start_timestamp": iso(min(k["start_timestamp"] for k in mine)) if mine else None,
             "end_timestamp": None,
@@ -556,10 +603,13 @@ def view(conn: Connection, execution_id: str, depth: int = 0) -> dict[str, Any]:
         if mine and all(e is not None for e in ends):
             entry["end_timestamp"] = iso(max(e for e in ends if e is not None))
         if rec.get("items") is not None:
-            done = sum(1 for k in mine if is_final(k["status"]))
+            done = len(
+                {k["context"]["workflow"].get("item") for k in mine if is_final(k["status"])}
+            )
+            if status == Status.SUCCEEDED:
+                done = rec["items"]  # items kept from the run a re-run continues count too
             entry["items"] = {"total": rec["items"], "done": done}
         tasks.append(entry)
-        last = mine[-1] if mine else None
         if last and last["runner_type"] in wf_store.WORKFLOW_RUNNERS and depth < 5:
             tasks += view(conn, last["id"], depth + 1)["tasks"]
     return {"execution_id": execution_id, "status": row["status"], "graph": graph, "tasks": tasks}

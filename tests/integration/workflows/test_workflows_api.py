@@ -160,6 +160,18 @@ def test_rerun_errors_are_clear(api: httpx.Client) -> None:
     assert "workflows only" in answer.json()["faultstring"]
     answer = api.put(f"/api/v1/executions/{eid}", json={"status": "pausing"})
     assert answer.status_code == 400
+    flow = run(api, "wpack.greet")
+    wait_status(api, flow, *FINAL)
+    answer = api.post(f"/api/v1/executions/{flow}/re_run", json={"tasks": ["nosuch"]})
+    assert answer.status_code == 400
+    assert "no such task ran" in answer.json()["faultstring"]
+    assert "hello" in answer.json()["faultstring"]
+    answer = api.post(
+        f"/api/v1/executions/{flow}/re_run",
+        json={"tasks": ["shout"], "parameters": {"name": "Bob"}},
+    )
+    assert answer.status_code == 400
+    assert "run the workflow again" in answer.json()["faultstring"]
 
 
 def test_inquiry_puts_workflow_in_pending_and_response_resumes(api: httpx.Client) -> None:

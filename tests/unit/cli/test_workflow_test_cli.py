@@ -85,3 +85,14 @@ def test_validate_lists_every_problem_with_its_path(tmp_path: Path) -> None:
     assert "tasks.deploy.next[0].when: " in result.output
     result = CliRunner().invoke(cli, ["workflow", "validate", str(good)])
     assert result.exit_code == 0
+
+
+def test_validate_reads_action_chains_too(tmp_path: Path) -> None:
+    chain = tmp_path / "chain.yaml"
+    chain.write_text("chain:\n  - name: a\n    ref: core.noop\n    on-success: b\n")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("chain: [\n")
+    result = CliRunner().invoke(cli, ["workflow", "validate", str(chain), str(broken)])
+    assert result.exit_code == 1
+    assert "chain[0].on-success: 'b' is not a node of this chain" in result.output
+    assert f"{broken}" in result.output and "line" in result.output

@@ -718,7 +718,13 @@ def test_examples_pack_loads_without_errors(tmp_path: Path) -> None:
     assert pack.errors == []
     assert pack.ref == "examples"
     runners = {a["name"]: a["runner_type"] for a in pack.actions}
-    assert runners == {"check_disk": "local-shell-script", "disk_report": "python-script"}
+    assert runners == {
+        "check_disk": "local-shell-script",
+        "disk_report": "python-script",
+        "remediate_host": "orquesta",
+        "ci_pipeline": "action-chain",
+        "release": "orquesta",
+    }
     for action in pack.actions:
         assert Path(action["entry_point_path"]).is_file()
     assert {p["policy_type"] for p in pack.policies} == {"action.concurrency", "action.retry"}
