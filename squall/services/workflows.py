@@ -38,7 +38,9 @@ from squall.errors import InvalidInput, NotFound, SquallError
 from squall.services import definitions, events
 from squall.services import executions as exe_service
 from squall.services.bus import Bus, wait_for_wake
+from squall.services.scheduler import until
 from squall.store import executions as exe_store
+from squall.store import queue
 from squall.store import workflows as wf_store
 from squall.store.db import Database
 from squall.store.workflows import WORKFLOW
@@ -83,12 +85,13 @@ class WorkflowEngine:
         while True:
             wake.clear()
             try:
-                due = await self.db.read(wf_store.due, BATCH)
+                due, nxt = await self.db.read(_pending, BATCH)
                 if due:
                     # One job per workflow: the writer commits them together.
                     await asyncio.gather(*(self._step(wf) for wf in due))
-                    continue
-                nxt = await self.db.read(_next_due)
+                    if wake.is_set() or len(due) >= BATCH:
+                        continue  # more arrived meanwhile
+                    nxt = None  # nothing new: sleep until woken (or the safety poll)
             except Exception:
                 log.exception("the workflow engine failed a round; retrying")
                 await asyncio.sleep(1.0)
@@ -510,12 +513,14 @@ def _fail_broken(conn: Connection, execution_id: str) -> None:
     _finish(conn, row, Status.FAILED, {"errors": [{"type": "error", "message": error}]})
 
 
-def _next_due(conn: Connection) -> float | None:
-    from squall.services.scheduler import until
-    from squall.store import queue
-
-    due = queue.next_due(conn, WORKFLOW)
-    return None if due is None else until(due)
+def _pending(conn: Connection, limit: int) -> tuple[list[str], float | None]:
+    """Workflows with events due now, and in how many seconds the next
+    delayed event is due (one read per round)."""
+    due = wf_store.due(conn, limit)
+    if due:
+        return due, None
+    nxt = queue.next_due(conn, WORKFLOW)
+    return [], None if nxt is None else until(nxt)
 
 
 # -- what the API shows ------------------------------------------------------------------

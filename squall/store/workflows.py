@@ -85,12 +85,16 @@ def create(conn: Connection, execution_id: str, kind: str, digest: str) -> None:
     )
 
 
+# Statements a step runs are built once, with bound parameters: building one
+# costs more than running it, and a step runs several.
+_GET = sa.select(workflows).where(workflows.c.execution_id == sa.bindparam("b_id"))
+# One step at a time per workflow when several engines share a database.
+_GET_LOCKED = _GET.with_for_update()
+
+
 def get(conn: Connection, execution_id: str, *, lock: bool = False) -> dict[str, Any] | None:
-    query = sa.select(workflows).where(workflows.c.execution_id == execution_id)
-    if lock and conn.dialect.name == "postgresql":
-        # One step at a time per workflow when several engines share a database.
-        query = query.with_for_update()
-    row = conn.execute(query).first()
+    query = _GET_LOCKED if lock and conn.dialect.name == "postgresql" else _GET
+    row = conn.execute(query, {"b_id": execution_id}).first()
     return dict(row._mapping) if row is not None else None
 
 
@@ -115,12 +119,28 @@ def records_of(conn: Connection, execution_id: str, kind: str) -> dict[str, dict
     return {key: value for key, value in rows}
 
 
-def _upsert(conn: Connection) -> Any:
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+def _upsert_statement(insert: Any) -> Any:
     stmt = insert(workflow_records)
     return stmt.on_conflict_do_update(
         index_elements=["execution_id", "kind", "key"], set_={"value": stmt.excluded.value}
     )
+
+
+_UPSERT = {
+    "postgresql": _upsert_statement(postgresql.insert),
+    "sqlite": _upsert_statement(sqlite.insert),
+}
+
+
+def _upsert(conn: Connection) -> Any:
+    return _UPSERT[conn.dialect.name]
+
+
+_SET_VERSION = (
+    workflows.update()
+    .where(workflows.c.execution_id == sa.bindparam("b_id"))
+    .values(version=sa.bindparam("b_version"), updated_at=sa.bindparam("b_now"))
+)
 
 
 _DELETE = workflow_records.delete().where(
@@ -145,11 +165,7 @@ def write(conn: Connection, execution_id: str, changes: Changes, version: int) -
         conn.execute(_upsert(conn), puts)
     if deletes:
         conn.execute(_DELETE, deletes)
-    conn.execute(
-        workflows.update()
-        .where(workflows.c.execution_id == execution_id)
-        .values(version=version, updated_at=time.time())
-    )
+    conn.execute(_SET_VERSION, {"b_id": execution_id, "b_version": version, "b_now": time.time()})
 
 
 def copy_records(conn: Connection, source: str, target: str) -> None:
@@ -209,18 +225,21 @@ def due(conn: Connection, limit: int) -> list[str]:
     return [r.ref for r in conn.execute(_DUE, {"b_now": time.time(), "b_limit": limit})]
 
 
+_TAKE = (
+    work.delete()
+    .where(
+        work.c.topic == WORKFLOW,
+        work.c.ref == sa.bindparam("b_id"),
+        work.c.available_at <= sa.bindparam("b_now"),
+    )
+    .returning(work.c.id, work.c.payload)
+)
+
+
 def take_events(conn: Connection, execution_id: str) -> list[dict[str, Any]]:
     """Remove and return a workflow's due events, oldest first; the step
     that consumes them commits or rolls back with their removal."""
-    rows = conn.execute(
-        work.delete()
-        .where(
-            work.c.topic == WORKFLOW,
-            work.c.ref == execution_id,
-            work.c.available_at <= time.time(),
-        )
-        .returning(work.c.id, work.c.payload)
-    ).all()
+    rows = conn.execute(_TAKE, {"b_id": execution_id, "b_now": time.time()}).all()
     return [p or {} for _id, p in sorted(rows)]
 
 
