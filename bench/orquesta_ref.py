@@ -21,7 +21,9 @@ Modes:
 ``bare``       the conductor stays in memory, nothing is persisted;
 ``serialize``  ``conductor.serialize()`` after each completion and after each
                batch of actions marked running: the points where st2 writes
-               the workflow's state to its database (``update_execution_records``);
+               the workflow's state to its database (``update_execution_records``,
+               which stores ``workflow_state.serialize()``; the whole conductor,
+               spec and graph included, is what st2 serializes for its log);
                serializing only, no encoding and no write;
 ``st2``        as ``serialize``, and also the conductor rebuilt with
                ``WorkflowConductor.deserialize()`` before each completion and
@@ -35,7 +37,7 @@ Modes:
 Prints one JSON object: timings, counts and peak RSS.
 
 Usage:  bench/.venv-orquesta/bin/python bench/orquesta_ref.py WORKFLOW.yaml
-            [--inputs JSON] [--mode bare|serialize|st2]
+            [--inputs FILE.json] [--mode bare|serialize|st2]
 """
 
 from __future__ import annotations
@@ -142,11 +144,11 @@ class Driver:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("workflow", type=Path, help="the Orquesta workflow definition (YAML)")
-    parser.add_argument("--inputs", default="{}", help="workflow inputs, a JSON object")
+    parser.add_argument("--inputs", type=Path, help="a JSON file holding the workflow's inputs")
     parser.add_argument("--mode", choices=["bare", "serialize", "st2"], default="bare")
     args = parser.parse_args()
     text = args.workflow.read_text()
-    inputs = json.loads(args.inputs)
+    inputs = json.loads(args.inputs.read_text()) if args.inputs else {}
     rss_start = rss_kb("VmRSS")
 
     t0 = time.perf_counter()
