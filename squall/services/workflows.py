@@ -136,7 +136,7 @@ class WorkflowEngine:
             started = self._start(conn, row)
             if started is None:
                 return
-            loaded, requests = started
+            loaded, requests, row = started
             version = 0
         else:
             if is_final(row["status"]):
@@ -155,13 +155,13 @@ class WorkflowEngine:
         self._launch(conn, loaded, row, requests)
         wf_store.write(conn, execution_id, loaded.conductor.take_changes(), version + 1)
         loaded.version = version + 1
-        self._sync_status(conn, loaded, execution_id)
+        self._sync_status(conn, loaded, row)
         loaded.lookup.conn = None
         self._remember(execution_id, loaded)
 
     def _start(
         self, conn: Connection, row: dict[str, Any]
-    ) -> tuple[_Loaded, list[ActionRequest]] | None:
+    ) -> tuple[_Loaded, list[ActionRequest], dict[str, Any]] | None:
         kind = row["runner_type"]
         action = row["action"]
         if row["status"] == Status.SCHEDULED:
@@ -190,14 +190,14 @@ class WorkflowEngine:
             tasks = [(task, route, task in reset) for task, route in _task_refs(rerun["tasks"])]
             loaded = _Loaded(0, conductor, lookup, kind)
             try:
-                return loaded, conductor.rerun(tasks)
+                return loaded, conductor.rerun(tasks), row
             except SquallError as exc:
                 error = {"type": "error", "message": exc.message}
                 _finish(conn, row, Status.FAILED, {"errors": [error]})
                 return None
         conductor = _new(kind, spec, env, row, self._config(conn, row, kind))
         loaded = _Loaded(0, conductor, lookup, kind)
-        return loaded, conductor.start(_inputs(row))
+        return loaded, conductor.start(_inputs(row)), row
 
     def _environment(self, conn: Connection, row: dict[str, Any], lookup: _Lookup) -> Environment:
         execution_id = row["id"]
@@ -338,9 +338,10 @@ class WorkflowEngine:
                 pending += loaded.conductor.action_status(req.seq, req.item, Status.RUNNING)
         exe_store.create_many(conn, batch)
 
-    def _sync_status(self, conn: Connection, loaded: _Loaded, execution_id: str) -> None:
-        """Bring the workflow's execution in line with its conductor."""
-        row = exe_store.get(conn, execution_id)
+    def _sync_status(self, conn: Connection, loaded: _Loaded, row: dict[str, Any]) -> None:
+        """Bring the workflow's execution (``row``, as this step read it; a
+        step is the only writer of its status) in line with its conductor."""
+        execution_id = row["id"]
         conductor = loaded.conductor
         status = Status(_execution_status(conductor.status))
         if is_final(status):
