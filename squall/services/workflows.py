@@ -34,7 +34,7 @@ from squall.core.executions import FINAL, Status, can_transition, is_final
 from squall.core.timestamps import iso
 from squall.core.workflow import ActionRequest, Conductor, Environment
 from squall.crypto import KeyRing
-from squall.errors import InvalidInput, NotFound, SquallError
+from squall.errors import InvalidInput, NotFound, SquallError, StoreUnavailable
 from squall.services import definitions, events
 from squall.services import executions as exe_service
 from squall.services.bus import Bus, wait_for_wake
@@ -101,6 +101,11 @@ class WorkflowEngine:
     async def _step(self, execution_id: str) -> None:
         try:
             await self.db.write(self.step, execution_id)
+        except StoreUnavailable:
+            # The database is away: the events are still queued (the step
+            # rolled back), so the workflow is fine; try again shortly.
+            log.warning("workflow %s: database unavailable; will retry", execution_id)
+            await asyncio.sleep(1.0)
         except Exception:
             self._cache.pop(execution_id, None)
             log.exception("workflow %s: a step failed; failing the workflow", execution_id)
