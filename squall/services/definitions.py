@@ -25,6 +25,12 @@ from squall.store.tables import actions
 __all__ = ["check", "graph", "parse", "read"]
 
 
+def source(action: dict[str, Any]) -> str:
+    """How problems name a workflow action's definition (also part of the
+    parse cache's key, so every caller must name it the same way)."""
+    return str(action.get("entry_point") or action["ref"])
+
+
 def read(action: dict[str, Any]) -> str:
     """The text of a workflow action's definition file."""
     path = action.get("entry_point_path")
@@ -69,8 +75,8 @@ def check(conn: Connection, action: dict[str, Any]) -> Any:
     """Read, parse and check a workflow action's definition, including that
     the actions it runs are registered; the parsed definition."""
     kind = action["runner_type"]
-    source = action.get("entry_point") or action["ref"]
-    spec = parse(kind, read(action), source)
+    where = source(action)
+    spec = parse(kind, read(action), where)
     refs = _action_refs(spec)
     known = {
         r
@@ -83,7 +89,7 @@ def check(conn: Connection, action: dict[str, Any]) -> Any:
     ]
     if missing:
         invalid = orquesta_spec.WorkflowInvalid if kind == "orquesta" else actionchain.ChainInvalid
-        raise invalid(missing, source)
+        raise invalid(missing, where)
     return spec
 
 

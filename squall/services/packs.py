@@ -82,7 +82,7 @@ def _prepare_actions(
                 definitions.parse(
                     action["runner_type"],
                     definitions.read(action),
-                    action.get("entry_point") or action["ref"],
+                    definitions.source(action),
                 )
             except InvalidInput as exc:
                 report.errors.append(

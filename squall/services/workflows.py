@@ -173,7 +173,7 @@ class WorkflowEngine:
             row = exe_store.set_status(conn, row, Status.RUNNING)
         try:
             text = definitions.read(action)
-            spec = definitions.parse(kind, text, action.get("entry_point") or action["ref"])
+            spec = definitions.parse(kind, text, definitions.source(action))
         except InvalidInput as exc:
             _finish(
                 conn, row, Status.FAILED, {"errors": [{"type": "error", "message": exc.message}]}
@@ -232,7 +232,8 @@ class WorkflowEngine:
         if cached is not None and cached.version == wf["version"]:
             return cached
         kind = wf["kind"]
-        spec = definitions.parse(kind, wf_store.spec_text(conn, wf["spec_hash"]), row["action_ref"])
+        text = wf_store.spec_text(conn, wf["spec_hash"])
+        spec = definitions.parse(kind, text, definitions.source(row["action"]))
         lookup = _Lookup(row["user"], self.keyring)
         lookup.conn = conn
         records = wf_store.load_records(conn, execution_id)
@@ -280,7 +281,7 @@ class WorkflowEngine:
                 is_final(status)
                 and child["runner_type"] == "inquirer"
                 and conductor.status == Status.PAUSED
-                and not exe_store.get(conn, row["id"])["context"].get("paused_by")
+                and not row["context"].get("paused_by")
             ):
                 # Answered (or expired): the workflow was waiting on it, not
                 # paused by someone, so it carries on (as st2 resumes it).
@@ -583,7 +584,7 @@ def view(conn: Connection, execution_id: str, depth: int = 0) -> dict[str, Any]:
             text = wf_store.spec_text(conn, wf["spec_hash"])
         else:
             text = definitions.read(row["action"])
-        graph = definitions.graph(definitions.parse(kind, text, row["action_ref"]))
+        graph = definitions.graph(definitions.parse(kind, text, definitions.source(row["action"])))
     except InvalidInput:
         graph = {"tasks": [], "transitions": [], "start": []}
     records = wf_store.records_of(conn, execution_id, "task") if wf else {}

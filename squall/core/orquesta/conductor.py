@@ -58,6 +58,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from squall.core.executions import Status
 from squall.core.orquesta import machines as m
 from squall.core.orquesta.expressions import ExpressionError, Scope, evaluate
 from squall.core.orquesta.spec import ENGINE_COMMANDS, Edge, WorkflowSpec
@@ -73,24 +74,8 @@ _ROOT = 0
 
 _FAILED_MESSAGE = "Execution failed. See result for details."
 
-_KNOWN_STATUSES = frozenset(
-    {
-        "requested",
-        "scheduled",
-        "delayed",
-        "running",
-        "pending",
-        "pausing",
-        "paused",
-        "resuming",
-        "canceling",
-        "canceled",
-        "succeeded",
-        "failed",
-        "timeout",
-        "abandoned",
-    }
-)
+# What a driver may report: the execution statuses.
+_KNOWN_STATUSES = frozenset(s.value for s in Status)
 # Statuses of a task's latest run that let it start again from its staging.
 _STARTABLE = m.COMPLETED | {UNSET, RETRYING}
 _ENGINE_EVENTS = {
