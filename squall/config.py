@@ -66,6 +66,12 @@ class Settings:
     token_ttl_seconds: int = 24 * 3600
     admin_password: str | None = None
     admin_api_key: str | None = None
+    # Inventory files, directories or dynamic inventory scripts (SQUALL_INVENTORY).
+    inventory_paths: tuple[Path, ...] = ()
+    ssh_known_hosts: str | None = None  # None: the running user's ~/.ssh/known_hosts
+    ssh_host_key_check: str = "strict"  # strict | accept-new | off
+    ssh_concurrency: int = 100  # hosts in flight per remote execution
+    ssh_connect_timeout: float = 10.0
 
     @property
     def is_sqlite(self) -> bool:
@@ -115,6 +121,17 @@ class Settings:
             Path(p).expanduser().resolve() for p in env.get("SQUALL_PACKS_PATH", "").split(":") if p
         ]
         packs += [Path(p).expanduser().resolve() for p in overrides.pop("packs_dirs", None) or ()]
+        inventory = [
+            Path(p).expanduser().resolve() for p in env.get("SQUALL_INVENTORY", "").split(":") if p
+        ]
+        inventory += [
+            Path(p).expanduser().resolve() for p in overrides.pop("inventory_paths", None) or ()
+        ]
+        check = env.get("SQUALL_SSH_HOST_KEY_CHECK") or "strict"
+        if check not in ("strict", "accept-new", "off"):
+            raise ConfigError(
+                f"SQUALL_SSH_HOST_KEY_CHECK must be strict, accept-new or off, not {check!r}"
+            )
         settings = cls(
             data_dir=data_dir,
             database_url=normalize_database_url(url),
@@ -132,6 +149,11 @@ class Settings:
             token_ttl_seconds=_int(env, "SQUALL_TOKEN_TTL_SECONDS", 24 * 3600),
             admin_password=env.get("SQUALL_ADMIN_PASSWORD") or None,
             admin_api_key=env.get("SQUALL_ADMIN_API_KEY") or None,
+            inventory_paths=tuple(inventory),
+            ssh_known_hosts=env.get("SQUALL_SSH_KNOWN_HOSTS") or None,
+            ssh_host_key_check=check,
+            ssh_concurrency=_int(env, "SQUALL_SSH_CONCURRENCY", 100),
+            ssh_connect_timeout=_float(env, "SQUALL_SSH_CONNECT_TIMEOUT", 10.0),
         )
         return settings.with_overrides(**overrides)
 

@@ -20,6 +20,7 @@ from squall.errors import ConfigError
 from squall.services.bus import Bus
 from squall.services.gc import GarbageCollector
 from squall.services.inquiries import InquiryExpirer
+from squall.services.inventory import InventoryService
 from squall.services.packs import register_all
 from squall.services.rules_engine import RulesEngine
 from squall.services.scheduler import Scheduler
@@ -47,6 +48,7 @@ class System:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     ready: bool = False
     rotation_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    inventory: InventoryService | None = None
 
 
 def _write_private(path: Path, data: dict[str, Any]) -> None:
@@ -120,6 +122,7 @@ async def start_system(settings: Settings, *, register_packs: bool = True) -> Sy
     bus = Bus()
     db.set_effect_handler(bus.handle)
     system = System(settings, db, bus, keyring, owner_id())
+    system.inventory = InventoryService(list(settings.inventory_paths))
     if settings.is_sqlite:
         # We hold the data directory's lock: no other process can own a lease.
         await db.write(queue.expire_leases)
@@ -129,7 +132,9 @@ async def start_system(settings: Settings, *, register_packs: bool = True) -> Sy
     lease = settings.lease_seconds
     system.tasks = [
         asyncio.create_task(Scheduler(db, bus, system.owner, lease).run(), name="scheduler"),
-        asyncio.create_task(Worker(db, bus, settings, system.owner, keyring).run(), name="worker"),
+        asyncio.create_task(
+            Worker(db, bus, settings, system.owner, keyring, system.inventory).run(), name="worker"
+        ),
         asyncio.create_task(InquiryExpirer(db, bus).run(), name="inquiries"),
         asyncio.create_task(GarbageCollector(db, settings).run(), name="gc"),
         asyncio.create_task(RulesEngine(db, bus, keyring).run(), name="rules"),

@@ -23,6 +23,7 @@ from squall.api import (
     auth,
     executions,
     inquiries,
+    inventory,
     keys,
     packs,
     rules,
@@ -192,6 +193,7 @@ def create_app(settings: Settings, *, start_services: bool = True) -> FastAPI:
         webhooks.router,
         sensors.router,
         inquiries.router,
+        inventory.router,
     ):
         # Routes are added to the app itself (their paths carry their
         # prefix): one flat list is the cheapest to match on every request.

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse
 
+from squall.api import inventory as inventory_api
 from squall.api.deps import (
     JSON,
     body_schema,
@@ -19,12 +20,16 @@ from squall.api.deps import (
 )
 from squall.api.runners import runner_view
 from squall.core import params as core_params
+from squall.core import targeting
+from squall.core.hostresults import ordered_counts
 from squall.core.timestamps import iso, parse_time
-from squall.errors import InvalidInput, SquallError
+from squall.errors import InvalidInput, NotFound, SquallError
 from squall.runners.registry import get_runner
 from squall.services import executions as svc
 from squall.services import workflows
+from squall.store import content
 from squall.store import executions as exe_store
+from squall.store import hosts as host_store
 
 router = APIRouter(prefix="/api/v1/executions", tags=["executions"])
 
@@ -106,6 +111,7 @@ async def create_execution(request: Request) -> JSON:
         raise InvalidInput("'delay' must be a number of milliseconds, 0 or more")
     sys = system(request)
     context = body.get("context") if isinstance(body.get("context"), dict) else None
+    await _check_target(request, ref, params)
     row = await sys.db.write(
         lambda conn: svc.request(
             conn,
@@ -118,6 +124,42 @@ async def create_execution(request: Request) -> JSON:
         )
     )
     return JSON(execution_view(row), status_code=201)
+
+
+REMOTE_RUNNERS = frozenset({"remote-shell-cmd", "remote-shell-script", "remote-reboot"})
+
+
+async def _check_target(request: Request, ref: str, params: Any) -> None:
+    """A remote action's target must resolve before anything runs: a syntax
+    error, an unknown group or fact, or no match at all is a 400 now."""
+    if not isinstance(params, dict) or not isinstance(params.get("target"), str):
+        return
+    try:
+        action = await system(request).db.read(content.get_action, ref)
+    except NotFound:
+        return  # the request itself reports it
+    if action["runner_type"] in REMOTE_RUNNERS:
+        targeting.resolve(params["target"], await inventory_api.current(request))
+
+
+@router.get("/{execution_id}/hosts")
+async def get_hosts(
+    request: Request,
+    execution_id: str,
+    status: str | None = None,
+    limit: int = 0,
+    offset: int = Query(0, ge=0, le=1_000_000_000),
+) -> JSON:
+    """Per-host results of a remote execution as they arrive, with counts by status."""
+    limit = check_limit(limit, maximum=100_000)
+
+    def read(conn: Any) -> dict[str, Any]:
+        exe_store.get(conn, execution_id)  # 404 for an unknown execution
+        counts = host_store.summary(conn, execution_id)
+        rows = host_store.results(conn, execution_id, status=status, limit=limit, offset=offset)
+        return {"summary": ordered_counts(counts), "hosts": rows}
+
+    return JSON(await system(request).db.read(read))
 
 
 @router.get("")

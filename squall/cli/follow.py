@@ -34,6 +34,7 @@ from rich.spinner import Spinner
 from rich.text import Text
 
 from squall.cli.client import OUTPUT_EVENT, UPDATE_EVENT, Client, EventStream, SseEvent
+from squall.cli.fleet import REMOTE_RUNNERS, host_results, print_host_results, progress_text
 from squall.cli.output import (
     FINAL_STATUSES,
     action_ref,
@@ -43,6 +44,7 @@ from squall.cli.output import (
     status_text,
     to_yaml,
 )
+from squall.errors import SquallError
 
 # Runners whose result is their output: shown live, not again at the end.
 SHELL_RUNNERS = frozenset(
@@ -214,6 +216,8 @@ class Follower:
         self._spinner = _Spinner(spinner)
         self._line_start = {"stdout": True, "stderr": True}
         self._last_activity = time.monotonic()
+        self._progress_at = 0.0
+        self._progress: Text | None = None
 
     # -- public -------------------------------------------------------------------
 
@@ -429,7 +433,27 @@ class Follower:
         stream.flush()
         self._line_start[name] = data.endswith("\n")
 
+    def _host_progress(self, current: dict[str, Any]) -> Text | None:
+        """For a remote execution, a progress bar of its hosts (polled twice a second)."""
+        if runner_name(current) not in REMOTE_RUNNERS or not self._spinner.enabled:
+            return None
+        now = time.monotonic()
+        if now - self._progress_at >= 0.5:
+            self._progress_at = now
+            try:
+                found = self.client.request(
+                    "GET", f"/api/v1/executions/{current.get('id')}/hosts", params={"limit": 1}
+                )
+                self._progress = progress_text(found.get("summary") or {})
+            except SquallError:
+                pass
+        return self._progress
+
     def _tick(self, current: dict[str, Any]) -> None:
+        progress = self._host_progress(current)
+        if progress is not None:
+            self._spinner.show(Text.assemble((f"{action_ref(current)} ", "bold"), progress))
+            return
         quiet = time.monotonic() - self._last_activity >= SPINNER_AFTER_SECONDS
         # Never draw over a line of output still being written on the terminal.
         open_line = any(
@@ -468,12 +492,14 @@ def summary(execution: dict[str, Any], follower: Follower | None = None) -> None
     if took:
         line.append(f" in {took}")
     line.append(f" ({action_ref(execution)})", style="dim")
-    if isinstance(result, dict):
+    if isinstance(result, dict) and runner not in REMOTE_RUNNERS:
         code = result.get("return_code", result.get("exit_code"))
         if status != "succeeded" and code is not None:
             line.append(f", exit code {code}")
     err = err_console()
-    if runner not in SHELL_RUNNERS and result not in (None, {}, ""):
+    if runner in REMOTE_RUNNERS and follower is not None:
+        print_host_results(host_results(follower.client, str(execution.get("id"))))
+    elif runner not in SHELL_RUNNERS and result not in (None, {}, ""):
         shown = _result_to_show(result, runner, follower)
         if shown not in ({}, None):
             sys.stdout.write(to_yaml(shown))

@@ -23,6 +23,7 @@ from rich.table import Table
 from rich.text import Text
 
 from squall import __version__
+from squall.cli import fleet as fleet_cli
 from squall.cli import inquiries as inquiries_cli
 from squall.cli import rules as rules_cli
 from squall.cli import workflows as workflows_cli
@@ -168,6 +169,8 @@ def configure_logging() -> None:
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.INFO)
+    # asyncssh logs every connection at INFO: thousands of lines per fleet run.
+    logging.getLogger("asyncssh").setLevel(logging.WARNING)
 
 
 @cli.command(short_help="Run the Squall server.")
@@ -186,8 +189,19 @@ def configure_logging() -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="A directory of packs to load (repeatable), after the built-in ones.",
 )
+@click.option(
+    "--inventory",
+    "inventory_paths",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="An inventory file, directory or script (repeatable), after SQUALL_INVENTORY's.",
+)
 def up(
-    data_dir: Path | None, host: str | None, port: int | None, packs_dirs: tuple[Path, ...]
+    data_dir: Path | None,
+    host: str | None,
+    port: int | None,
+    packs_dirs: tuple[Path, ...],
+    inventory_paths: tuple[Path, ...],
 ) -> None:
     """Run the Squall server (API, scheduler and workers) until interrupted."""
     configure_logging()
@@ -199,6 +213,7 @@ def up(
         host=host,
         port=port,
         packs_dirs=list(packs_dirs) or None,
+        inventory_paths=list(inventory_paths) or None,
     )
     serve(settings)
 
@@ -360,9 +375,12 @@ def execution_get(ctx: click.Context, execution_id: str, fmt: str | None) -> Non
     found = client.get_execution(execution_id)
     if emit(found, fmt):
         return
-    print_execution(found)
+    remote = found.get("runner", {}).get("name") in fleet_cli.REMOTE_RUNNERS
+    print_execution(found, show_result=not remote)
     if found.get("runner", {}).get("name") in ("orquesta", "action-chain"):
         print_task_tree(client.workflow(execution_id))
+    if remote:
+        fleet_cli.print_host_results(fleet_cli.host_results(client, execution_id))
 
 
 @execution.command("tail")
@@ -813,6 +831,7 @@ for _group in (rules_cli.rule, rules_cli.trigger, rules_cli.trigger_instance):
 for _group in (rules_cli.rule_enforcement, rules_cli.webhook, rules_cli.sensor):
     cli.add_command(_group)
 cli.add_command(inquiries_cli.inquiry)
+cli.add_command(fleet_cli.inventory)
 cli.add_command(workflows_cli.workflow)
 
 

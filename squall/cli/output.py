@@ -238,7 +238,7 @@ def describe_mapping(values: dict[str, Any], *, plain_keys: Iterable[str] = ()) 
     return "\n".join(lines)
 
 
-def print_execution(execution: dict[str, Any]) -> None:
+def print_execution(execution: dict[str, Any], *, show_result: bool = True) -> None:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column(overflow="fold")
@@ -262,7 +262,9 @@ def print_execution(execution: dict[str, Any]) -> None:
     else:
         parts.append(Text.assemble(("parameters:", "bold"), " (none)"))
     result = execution.get("result")
-    if isinstance(result, dict) and result:
+    if not show_result:
+        pass  # shown another way by the caller
+    elif isinstance(result, dict) and result:
         body = describe_mapping(result, plain_keys=("stdout", "stderr"))
         parts += [Text("result:", style="bold"), Text(_indent(body))]
     elif result in (None, {}, ""):

@@ -38,6 +38,19 @@ class RunContext:
     # Called with the process group id of every process the runner starts, so
     # that the worker can find and stop them even after it was killed itself.
     on_spawn: Callable[[int], None] | None = None
+    # -- for the remote runners ------------------------------------------------------
+    inventory: Any = None  # squall.core.inventory.Inventory, with gathered facts
+    ssh_options: Any = None  # squall.runners.ssh.SshOptions from the settings
+    ssh_concurrency: int | None = None
+    # Per-host rows already stored for this execution (host -> (status, result)):
+    # a re-attaching run skips the hosts that are done.
+    hosts_done: dict[str, tuple[str, Any]] | None = None
+    # ``await report_hosts(rows, durable)``: hand per-host rows to the worker;
+    # with durable=True it returns once they are committed.
+    report_hosts: Callable[[list[dict[str, Any]], bool], Awaitable[None]] | None = None
+    # Set by the worker before it cancels a run only because it is stopping:
+    # remote commands then keep running, for the next start to collect.
+    leave_running: bool = False
 
 
 def effective_timeout(ctx: RunContext) -> float | None:

@@ -30,6 +30,9 @@ RUNNER_SPECS: dict[str, str] = {
     "orquesta": "squall.runners.workflow:OrquestaRunner",
     "action-chain": "squall.runners.workflow:ActionChainRunner",
     "inquirer": "squall.runners.inquirer:InquirerRunner",
+    "remote-shell-cmd": "squall.runners.remote:RemoteShellCommandRunner",
+    "remote-shell-script": "squall.runners.remote:RemoteShellScriptRunner",
+    "remote-reboot": "squall.runners.remote:RemoteRebootRunner",
 }
 
 _instances: dict[str, Runner] = {}

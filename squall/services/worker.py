@@ -30,11 +30,12 @@ from squall.errors import SquallError, StoreUnavailable
 from squall.runners.base import RunContext, RunResult
 from squall.runners.process import kill_leftover, process_identity
 from squall.runners.registry import get_runner
+from squall.runners.ssh import SshOptions
 from squall.services import events, inquiries
 from squall.services.bus import Bus, wait_for_wake
 from squall.services.executions import pack_config, parameter_schema
 from squall.services.scheduler import until
-from squall.store import auth, content, queue
+from squall.store import auth, content, hosts, queue
 from squall.store import executions as exe_store
 from squall.store.db import Database
 from squall.store.executions import RUN, UNSET
@@ -84,12 +85,25 @@ class Job:
     cancel_requested: bool = False
     processes: list[dict[str, Any]] = field(default_factory=list)
     processes_changed: bool = False
+    hosts_done: dict[str, tuple[str, Any]] | None = None  # re-attaching: hosts stored before
+    ctx: RunContext | None = None
+    # Per-host rows of remote runs waiting to be stored, and who waits for that.
+    host_rows: list[dict[str, Any]] = field(default_factory=list)
+    host_waiters: list[asyncio.Future[None]] = field(default_factory=list)
+
+    def take_hosts(self) -> tuple[list[dict[str, Any]], list[asyncio.Future[None]]]:
+        rows, waiters = self.host_rows, self.host_waiters
+        self.host_rows, self.host_waiters = [], []
+        return rows, waiters
 
     def take_output(self) -> exe_store.OutputBatch:
         chunks, nbytes = self.buffer.take()
         return exe_store.OutputBatch(
             self.row["id"], self.row["action_ref"], self.row["runner_type"], chunks, nbytes
         )
+
+
+Started = tuple[int, dict[str, Any], dict[str, Any], str | None, dict[str, Any] | None]
 
 
 def start_batch(
@@ -99,7 +113,7 @@ def start_batch(
     lease_seconds: float,
     token_ttl: float,
     keyring: KeyRing,
-) -> tuple[list[tuple[int, dict[str, Any], dict[str, Any], str | None]], list[dict[str, Any]]]:
+) -> tuple[list[Started], list[dict[str, Any]]]:
     """Claim runnable executions and mark them running. Returns them, and the
     processes that holders of expired claims left behind (to be stopped)."""
     items = queue.claim(conn, RUN, owner, limit=limit, lease_seconds=lease_seconds)
@@ -121,6 +135,10 @@ def start_batch(
             changes.append((row, Status.CANCELED, UNSET, None))
             done.append(item.id)
         elif status == Status.SCHEDULED:
+            to_run.append((item.id, row))
+        elif _reattachable(row["runner_type"]):
+            # Its remote commands run on under their job wrapper: collect them.
+            log.warning("re-attaching to the remote commands of execution %s", row["id"])
             to_run.append((item.id, row))
         elif row["action"].get("idempotent"):
             # Claimed before by a worker whose lease ran out: it died mid-run.
@@ -161,8 +179,18 @@ def start_batch(
             token = auth.create_token(
                 conn, row["user"] or "system", token_ttl, {"execution_id": row["id"]}
             )["token"]
-        started.append((item_id, row, config, token))
+        done = None
+        if row["status"] == Status.RUNNING and _reattachable(row["runner_type"]):
+            done = {r["host"]: (r["status"], r["result"]) for r in hosts.results(conn, row["id"])}
+        started.append((item_id, row, config, token, done))
     return started, leftovers
+
+
+def _reattachable(runner_type: str) -> bool:
+    try:
+        return bool(getattr(get_runner(runner_type), "reattachable", False))
+    except SquallError:
+        return False
 
 
 ABANDONED_ERROR = (
@@ -178,12 +206,14 @@ class Completion:
     status: Status
     result: Any
     output: exe_store.OutputBatch  # the last of it
+    host_rows: list[dict[str, Any]] = field(default_factory=list)  # the last of them
 
 
 def finish_many(conn: Connection, completions: list[Completion]) -> None:
     """Record finished executions: their last output, final status and the
     ack of their work items, all in the caller's one transaction."""
     exe_store.append_output_many(conn, [c.output for c in completions])
+    hosts.record(conn, [r for c in completions for r in c.host_rows])
     rows = exe_store.get_many(conn, (c.execution_id for c in completions))
     queue.ack_many(conn, [c.item_id for c in completions])
     changes = []
@@ -242,9 +272,19 @@ def flush(
     owner: str,
     batches: list[exe_store.OutputBatch],
     payloads: dict[int, tuple[str, Any]],
+    host_rows: list[dict[str, Any]],
 ) -> None:
     exe_store.append_output_many(conn, batches)
     queue.set_payloads(conn, owner, payloads)
+    hosts.record(conn, host_rows)
+
+
+def release_detached(conn: Connection, jobs: list[Job]) -> None:
+    """Store what detached remote runs reported, and give their work back."""
+    hosts.record(conn, [r for j in jobs for r in j.take_hosts()[0]])
+    exe_store.append_output_many(conn, [j.take_output() for j in jobs])
+    for job in jobs:
+        queue.release(conn, job.item_id)
 
 
 def renew_leases(conn: Connection, owner: str, ids: list[int], lease: float) -> None:
@@ -259,9 +299,16 @@ class Worker:
         settings: Settings,
         owner: str,
         keyring: KeyRing,
+        inventory: Any = None,
     ) -> None:
         self.db, self.bus, self.settings, self.owner = db, bus, settings, owner
         self.keyring = keyring
+        self.inventory = inventory  # squall.services.inventory.InventoryService
+        self.ssh_options = SshOptions(
+            known_hosts=settings.ssh_known_hosts,
+            host_key_check=settings.ssh_host_key_check,
+            connect_timeout=settings.ssh_connect_timeout,
+        )
         self.jobs: dict[str, Job] = {}
         self.lease = settings.lease_seconds
         self._slots = asyncio.Event()
@@ -314,8 +361,9 @@ class Worker:
             for identity in leftovers:
                 if kill_leftover(identity):
                     log.warning("stopped process group %s left by a worker that died", identity)
-            for item_id, row, config, token in started:
+            for item_id, row, config, token, done in started:
                 job = Job(item_id, row, config, token, OutputBuffer(self.settings.output_cap_bytes))
+                job.hosts_done = done
                 self.jobs[row["id"]] = job
                 job.task = asyncio.create_task(self._execute(job), name=f"execution-{row['id']}")
             if len(started) >= free:
@@ -359,7 +407,29 @@ class Worker:
             python=action.get("python"),
             max_output_bytes=self.settings.output_cap_bytes,
             on_spawn=lambda pgid: self._spawned(job, pgid),
+            hosts_done=job.hosts_done,
+            report_hosts=lambda rows, durable: self._host_rows(job, rows, durable),
+            ssh_options=self.ssh_options,
+            ssh_concurrency=self.settings.ssh_concurrency,
         )
+
+    async def _host_rows(self, job: Job, rows: list[dict[str, Any]], durable: bool) -> None:
+        """Queue per-host rows for the flusher; durable: wait until committed."""
+        if not rows:
+            return
+        job.host_rows.extend(rows)
+        if durable:
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            job.host_waiters.append(waiter)
+            await waiter
+
+    async def _inventory(self) -> Any:
+        """The inventory with the gathered facts, for a remote run."""
+        if self.inventory is None:
+            return None
+        inventory = await asyncio.to_thread(self.inventory.get)
+        gathered = await self.db.read(hosts.facts, list(inventory.hosts))
+        return inventory.with_facts(gathered)
 
     @staticmethod
     def _spawned(job: Job, pgid: int) -> None:
@@ -371,6 +441,9 @@ class Worker:
         try:
             runner = get_runner(job.row["runner_type"])
             ctx = self._context(job)
+            if getattr(runner, "reattachable", None) is not None:  # the remote runners
+                ctx.inventory = await self._inventory()
+            job.ctx = ctx
 
             async def sink(stream: str, text: str) -> None:
                 job.buffer.add(stream, text)
@@ -384,8 +457,19 @@ class Worker:
             log.exception("execution %s failed in its runner", eid)
             outcome = RunResult("failed", {"error": f"{type(exc).__name__}: {exc}"})
         # The job keeps its slot (and its lease) until the recorder has written it.
+        rows, waiters = job.take_hosts()
+        for w in waiters:
+            if not w.done():
+                w.set_result(None)  # written with the completion now
         self._done.put_nowait(
-            Completion(job.item_id, eid, Status(outcome.status), outcome.result, job.take_output())
+            Completion(
+                job.item_id,
+                eid,
+                Status(outcome.status),
+                outcome.result,
+                job.take_output(),
+                rows,
+            )
         )
 
     async def _recorder(self) -> None:
@@ -431,22 +515,37 @@ class Worker:
             await asyncio.sleep(FLUSH_SECONDS)
             batches = []
             payloads = {}
+            host_rows: list[dict[str, Any]] = []
+            waiters: list[asyncio.Future[None]] = []
             for job in list(self.jobs.values()):
                 if job.buffer.pending:
                     batches.append(job.take_output())
                 if job.processes_changed:
                     job.processes_changed = False
                     payloads[job.item_id] = (job.row["id"], {"processes": list(job.processes)})
-            if batches or payloads:
+                if job.host_rows:
+                    rows, ws = job.take_hosts()
+                    host_rows += rows
+                    waiters += ws
+            if batches or payloads or host_rows or waiters:
                 try:
-                    await self.db.write(flush, self.owner, batches, payloads)
-                except Exception:
+                    await self.db.write(flush, self.owner, batches, payloads, host_rows)
+                except Exception as exc:
                     log.exception("writing output failed")
+                    for w in waiters:
+                        if not w.done():
+                            w.set_exception(StoreUnavailable(f"host results not stored: {exc}"))
+                    continue
+                for w in waiters:
+                    if not w.done():
+                        w.set_result(None)
 
     async def _stop_jobs(self) -> None:
         """On shutdown: stop every running action and say so in its record."""
         jobs = list(self.jobs.values())
         for job in jobs:
+            if job.ctx is not None and _reattachable(job.row["runner_type"]):
+                job.ctx.leave_running = True
             if job.task:
                 job.task.cancel()
         await asyncio.gather(*(j.task for j in jobs if j.task), return_exceptions=True)
@@ -454,7 +553,10 @@ class Worker:
         while not self._done.empty():
             batch.append(self._done.get_nowait())
         recorded = {c.execution_id for c in batch}
+        detached = [j for j in jobs if j.ctx is not None and j.ctx.leave_running]
         for job in jobs:
+            if job in detached and job.row["id"] not in recorded:
+                continue
             if job.row["id"] not in recorded:
                 batch.append(
                     Completion(
@@ -470,4 +572,11 @@ class Worker:
                 await self.db.write(finish_many, batch)
             except Exception:
                 log.exception("could not record %d executions on shutdown", len(batch))
+        if detached:
+            # Remote commands go on; the next start re-attaches to them at once.
+            try:
+                await self.db.write(release_detached, detached)
+                log.warning("left %d remote executions running for the next start", len(detached))
+            except Exception:
+                log.exception("could not hand back %d remote executions", len(detached))
         self.jobs.clear()

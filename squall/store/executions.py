@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 
 from squall.core.executions import Status, check_transition, is_final
 from squall.errors import InvalidInput, NotFound
-from squall.store import queue, workflows
+from squall.store import hosts, queue, workflows
 from squall.store.db import after_commit
 from squall.store.ids import new_id
 from squall.store.tables import execution_output, executions
@@ -351,6 +351,7 @@ def delete_older_than(conn: Connection, cutoff: float) -> int:
     )
     conn.execute(execution_output.delete().where(execution_output.c.execution_id.in_(old)))
     workflows.delete_finished(conn, old)
+    hosts.delete_for(conn, old)
     return conn.execute(executions.delete().where(executions.c.id.in_(old))).rowcount or 0
 
 

@@ -277,3 +277,28 @@ workflow_records = sa.Table(
     sa.Column("key", sa.String(255), primary_key=True),
     sa.Column("value", Json, nullable=False),
 )
+
+# One row per host of a remote execution, written as its result arrives, so
+# progress is visible while the execution runs and a restarted worker knows
+# which hosts are done. ``result`` is StackStorm's per-host result.
+execution_hosts = sa.Table(
+    "execution_hosts",
+    metadata,
+    sa.Column("execution_id", sa.String(32), primary_key=True),
+    sa.Column("host", sa.String(255), primary_key=True),
+    sa.Column("seq", sa.Integer, nullable=False),  # position in the target, for a stable order
+    # pending, running, then one of core.hostresults.FINAL
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("result", Json, nullable=True),
+    sa.Column("updated_at", Ts, nullable=False),
+)
+
+# Facts gathered from hosts (``squall inventory facts``), by inventory host
+# name; targeting reads them under the facts the inventory declares.
+host_facts = sa.Table(
+    "host_facts",
+    metadata,
+    sa.Column("host", sa.String(255), primary_key=True),
+    sa.Column("facts", Json, nullable=False),
+    sa.Column("gathered_at", Ts, nullable=False),
+)
