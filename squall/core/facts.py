@@ -61,7 +61,7 @@ def facts_script(packages: Sequence[str] = ()) -> str:
 def _number(text: str) -> int | None:
     try:
         return int(float(text))
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: "inf", "1e999"
         return None
 
 

@@ -52,9 +52,9 @@ Facts. ``fact`` is a fact name; dots reach into nested facts
 
 * ``=`` and ``!=`` compare as text, case-sensitively, with two exceptions:
   ``true``/``false`` compare case-insensitively with boolean facts, and
-  when both sides are numbers they compare as numbers (``cpus=8`` matches
-  ``8`` and ``"8.0"``; so ``kernel=5.10`` also matches ``"5.1"``: use
-  ``kernel~^5\.10$`` for versions). A value holding ``*`` or ``?`` is a glob
+  a number fact equals a number however either is written (``cpus=8``
+  matches ``8`` and ``8.0``), while a text fact compares as text
+  (``kernel=5.10`` does not match ``"5.1"``). A value holding ``*`` or ``?`` is a glob
   (Salt's ``G@`` semantics; ``[seq]`` then works too). A value between
   slashes is a regex, as in MCollective: ``country=/uk/`` is
   ``country~uk``.
@@ -359,7 +359,9 @@ def _fact_test(
                 return boolean == ("true" if v else "false")
             if isinstance(v, str) and v.lower() in ("true", "false"):
                 return v.lower() == boolean
-        if number is not None:
+        # Numbers compare as numbers (cpus=8 matches 8.0), but text stays
+        # text: kernel=5.10 must not match the string "5.1".
+        if number is not None and isinstance(v, int | float) and not isinstance(v, bool):
             n = _number(v)
             if n is not None:
                 return n == number

@@ -11,7 +11,7 @@ tasks, no thread or process per host), each host over one SSH connection
 (:mod:`squall.runners.ssh`) and each command under the job wrapper
 (:mod:`squall.runners.remote_job`) so that it survives Squall restarting.
 Each host's result is handed to the worker as it arrives
-(``ctx.report_hosts``), stored, and only then is the host's job directory
+(``ctx.report_hosts``), stored, and only then are the host's job files
 removed. The result is keyed by host name as in StackStorm.
 
 Memory: per host in flight, one connection and its output (each stream
@@ -221,9 +221,11 @@ def _parse_address(text: str) -> tuple[str | None, str, int | None]:
     user, _, rest = text.rpartition("@")
     port: int | None = None
     if rest.startswith("["):
-        host, _, tail = rest[1:].partition("]")
+        host, closed, tail = rest[1:].partition("]")
         if tail.startswith(":"):
             port = _port(tail[1:], text)
+        elif tail or not closed:
+            host = ""  # "[::1]2222" or "[::1": refused below, not read as port 22
     elif rest.count(":") == 1:
         host, _, p = rest.partition(":")
         port = _port(p, text)
@@ -629,7 +631,7 @@ class _RemoteRunner:
     async def _finish_job(
         self, run: _Run, seq: int, ep: Endpoint, process: Any, status: str, result: dict[str, Any]
     ) -> None:
-        """Store the host's result, then let the wrapper remove its job directory."""
+        """Store the host's result, then let the wrapper remove its job files."""
         try:
             await run.report([self._row(run.ctx, seq, ep.name, status, result)], True)
             process.stdin.write(b"done\n")

@@ -47,6 +47,7 @@ def make_inventory(fleet: Fleet, path: Path) -> Path:
         f"  spoofed: {{address: {fleet.addresses[17]}, facts: {{role: ghost}}}}",
         f"  behind: {{address: {fleet.addresses[18]}, jump: h01, facts: {{role: hidden}}}}",
         f"  rebooter: {{address: {REBOOTABLE}, facts: {{role: reboot}}}}",
+        f"  fresh: {{address: {fleet.addresses[19]}, facts: {{role: new}}}}",
         "groups:",
         "  webservers: {hosts: [" + ", ".join(_host(i) for i in WEB) + "]}",
     ]
@@ -75,6 +76,9 @@ def server(fleet: Fleet, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
     inventory = make_inventory(fleet, base / "inventory.yaml")
     make_pack(base / "packs")
     known = fleet.known_hosts_with_mismatch([fleet.addresses[17]])  # "spoofed"
+    # "fresh" is not in known_hosts at all.
+    lines = known.read_text().splitlines(keepends=True)
+    known.write_text("".join(x for x in lines if not x.startswith(fleet.addresses[19] + " ")))
     srv = Server(
         base / "data",
         packs_dirs=[base / "packs"],
@@ -281,7 +285,7 @@ def test_cli_inventory_facts_and_run(server: Server, fleet: Fleet) -> None:
     listed = _cli(server, "inventory", "list", "--target", "@webservers and hagroup=a")
     assert listed.returncode == 0, listed.stderr
     expected = [_host(i) for i in WEB if HAGROUPS[i % 3] == "a"]
-    assert f"{len(expected)} of 21 hosts match" in listed.stderr
+    assert f"{len(expected)} of 22 hosts match" in listed.stderr
     for name in expected:
         assert name in listed.stdout
     bad = _cli(server, "inventory", "list", "--target", "role=web and (")
@@ -346,3 +350,68 @@ def test_reattaches_after_a_kill(fleet: Fleet, tmp_path: Path) -> None:
         assert runs == ["run"], f"{_host(i)} ran the command {len(runs)} times"
         (home / f"{counter}-{fleet.addresses[i - 1]}").unlink()
     assert job_dirs(fleet, eid) == []
+
+
+@pytest.mark.st2client
+def test_the_st2_cli_runs_remote_commands(server: Server, fleet: Fleet, tmp_path: Path) -> None:
+    from tests.integration.st2.conftest import st2_binary, st2_env
+
+    env = st2_env(server, tmp_path)
+    ran = subprocess.run(
+        [
+            st2_binary(),
+            "run",
+            "core.remote",
+            "hosts=h10,h11",
+            f"cmd={fleet.identify_command}",
+            "-j",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert ran.returncode == 0, ran.stderr
+    shown = json.loads(ran.stdout)
+    assert shown["status"] == "succeeded"
+    assert shown["result"]["h10"]["stdout"] == fleet.addresses[9]
+    assert shown["result"]["h11"]["succeeded"] is True
+
+
+def test_unknown_host_keys_need_an_explicit_choice(api: httpx.Client, server: Server) -> None:
+    refused = run(api, server, "core.remote", hosts="fresh", cmd="true")
+    assert refused["status"] == "failed"
+    assert "has no key in" in refused["result"]["fresh"]["error"]
+    assert "accept-new" in refused["result"]["fresh"]["error"]
+    trusted = run(
+        api, server, "core.remote", hosts="fresh", cmd="true", host_key_check="accept-new"
+    )
+    assert trusted["status"] == "succeeded", trusted
+    # Recorded: from now on the strict default accepts it.
+    again = run(api, server, "core.remote", hosts="fresh", cmd="true")
+    assert again["status"] == "succeeded", again
+
+
+def test_cancel_stops_the_remote_commands(api: httpx.Client, server: Server) -> None:
+    marker = "4321.5"
+    r = api.post(
+        "/api/v1/executions",
+        json={
+            "action": "core.remote",
+            "parameters": {"hosts": "h12,h13", "cmd": f"sleep {marker}"},
+        },
+    )
+    eid = r.json()["id"]
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        if hosts_of(api, eid)["summary"].get("running") == 2:
+            break
+        time.sleep(0.1)
+    time.sleep(0.5)
+    assert api.delete(f"/api/v1/executions/{eid}").status_code == 200
+    done = server.wait_final(api, eid, timeout=30)
+    assert done["status"] == "canceled"
+    assert hosts_of(api, eid)["summary"] == {"canceled": 2, "total": 2}
+    time.sleep(0.5)
+    left = subprocess.run(["pgrep", "-f", f"sleep {marker}"], capture_output=True, text=True)
+    assert left.stdout == "", "canceled commands still run on the hosts"
