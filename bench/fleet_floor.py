@@ -27,16 +27,18 @@ Measured for each run:
   process it waited for (``wait4``'s resource usage), plus, for Ansible, the
   OpenSSH ControlPersist masters it leaves behind (counted from /proc, then
   ended: they would hold sessions open on the fleet);
-* **server CPU**: the sshd daemons' and their sessions' CPU time, from
-  /proc/PID/stat (utime + stime + cutime + cstime of every daemon, plus the
-  live sessions'); read once every session of the run has ended, since a
-  session's time reaches its daemon's counters only when the daemon reaps it;
+* **server CPU**: the CPU time of the sshd daemons and of every process
+  they started, from the fleet's cgroup (``Fleet.server_cpu_seconds``: it
+  counts the post-authentication children that OpenSSH 9.2 orphans to init,
+  which a daemon's own cutime never sees), read once every session of the
+  run has ended;
 * **peak RSS**: the largest peak RSS (VmHWM) of any process of the
   contender's tree, and the peak of the summed PSS (shared pages shared out)
-  of the whole tree, both sampled every 0.2 s;
+  of the whole tree, both sampled every 0.5 s;
 * **other CPU**: the machine's busy time during the run (/proc/stat) less the
-  client's and the server's; this machine is shared, and this shows how much
-  of it something else took (``steal``: what the hypervisor gave others).
+  client's, the server's and this script's own (its samplers); this machine
+  is shared, and this shows how much of it something else took (``steal``:
+  what the hypervisor gave others).
 
 Client and servers share the same 2 cores here: on a real fleet each server
 has its own machine, so wall times are pessimistic by the server's share.
@@ -57,6 +59,7 @@ import contextlib
 import json
 import os
 import re
+import resource
 import signal
 import subprocess
 import sys
@@ -74,7 +77,8 @@ sys.path.insert(0, str(HERE.parent))
 
 from run import calibrate  # noqa: E402
 
-from tests.support.fleet import Fleet, descendants, process_cpu_seconds  # noqa: E402
+from tests.support.fleet import Fleet, process_cpu_seconds  # noqa: E402
+from tests.support.server import API_KEY, Server  # noqa: E402
 
 ANSIBLE = HERE / ".venv-ansible" / "bin" / "ansible"
 TICK = os.sysconf("SC_CLK_TCK")
@@ -125,6 +129,10 @@ class Job:
     # Processes the run leaves behind (found after it exits): their CPU time is
     # the client's too, and they are ended before the servers are read.
     leftovers: Callable[[], list[int]] = list
+    # Long-running processes outside the job's tree that do its work (Squall's
+    # server): their CPU during the run is the client's, their peak RSS too.
+    side_pids: list[int] = field(default_factory=list)
+    cleanup: Callable[[], None] = lambda: None
 
 
 def asyncssh_floor(t: Target) -> Job:
@@ -229,7 +237,57 @@ def ansible(t: Target) -> Job:
     )
 
 
+def squall(t: Target) -> Job:
+    """The whole of Squall: a server started beforehand (a long-running
+    service), then one ``core.remote`` execution on every host of its
+    inventory through the API, followed until final with per-host results
+    stored. The server's CPU during the run counts as the client's."""
+    fleet = t.fleet
+    server = Server(
+        Path(tempfile.mkdtemp(prefix="squall-", dir=t.workdir)),
+        env={
+            "SQUALL_INVENTORY": str(t.inventory_yaml()),
+            "SQUALL_SSH_KNOWN_HOSTS": str(fleet.known_hosts),
+            "SQUALL_SSH_CONCURRENCY": str(t.concurrency),
+        },
+    ).start()
+    try:
+        # Warm-up, not measured: the first remote run imports the SSH stack.
+        warm = _squall_client(server, "h0001", t.command)
+        subprocess.run(warm, check=True, capture_output=True, timeout=120)
+    except BaseException:
+        server.stop()
+        raise
+    assert server.proc is not None
+
+    def count_ok(code: int, output: str) -> int:
+        return int(json.loads(output.strip().splitlines()[-1])["ok"]) if code == 0 else 0
+
+    return Job(
+        _squall_client(server, "*", t.command),
+        count_ok,
+        side_pids=[server.proc.pid],
+        cleanup=server.stop,
+    )
+
+
+def _squall_client(server: Server, target: str, command: str) -> list[str]:
+    return [
+        sys.executable,
+        str(HERE / "fleet_squall_client.py"),
+        "--url",
+        server.url,
+        "--key",
+        API_KEY,
+        "--target",
+        target,
+        "--command",
+        command,
+    ]
+
+
 CONTENDERS: dict[str, Callable[[Target], Job]] = {
+    "squall": squall,
     "asyncssh-floor": asyncssh_floor,
     "openssh-xargs": openssh_xargs,
     "openssh-xargs-c25519": openssh_xargs_c25519,
@@ -265,22 +323,37 @@ def memory_kb(pid: int) -> tuple[int, int]:
     return pss, hwm
 
 
+def tree(pid: int) -> list[int]:
+    """A process and everything below it, walked through /proc/PID/task/*/children
+    (cheaper than scanning all of /proc while thousands of processes run)."""
+    out, i = [pid], 0
+    while i < len(out):
+        p, i = out[i], i + 1
+        try:
+            for task in os.listdir(f"/proc/{p}/task"):
+                out += [int(x) for x in Path(f"/proc/{p}/task/{task}/children").read_text().split()]
+        except OSError:
+            pass
+    return out
+
+
 class TreeMemory:
     """Samples a process and everything below it: the peak of their summed
     PSS, and the largest VmHWM (peak RSS) of any one of them. (``ru_maxrss``
     from ``wait4`` cannot serve: it counts the pages of the Python process that
     forked the child.)"""
 
-    def __init__(self, pid: int, every: float = 0.2) -> None:
+    def __init__(self, pid: int, every: float = 0.5) -> None:
         self.pid, self.every = pid, every
         self.tree_pss_kb = self.largest_hwm_kb = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        while not self._stop.wait(self.every):
-            pids = [self.pid, *descendants([self.pid])]
-            sizes = [memory_kb(p) for p in pids]
+        wait = 0.1  # a first look early, for short runs
+        while not self._stop.wait(wait):
+            wait = self.every
+            sizes = [memory_kb(p) for p in tree(self.pid)]
             self.tree_pss_kb = max(self.tree_pss_kb, sum(pss for pss, _ in sizes))
             self.largest_hwm_kb = max(self.largest_hwm_kb, *(hwm for _, hwm in sizes))
 
@@ -312,10 +385,13 @@ def end(pids: list[int], timeout: float = 10) -> None:
 
 def measure(name: str, target: Target, job: Job, timeout: float) -> dict[str, Any]:
     fleet = target.fleet
+    fleet.check()
     drain(fleet)
     out_path = target.workdir / f"{name}-{target.hosts}.out"
     server0 = fleet.server_cpu_seconds()
+    side0 = sum(process_cpu_seconds(p) for p in job.side_pids)
     busy0, steal0 = machine_ticks()
+    self0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
     with open(out_path, "wb") as out:
         proc = subprocess.Popen(
@@ -335,12 +411,19 @@ def measure(name: str, target: Target, job: Job, timeout: float) -> dict[str, An
     killer.cancel()
     proc.returncode = code = os.waitstatus_to_exitcode(status)
     client = usage.ru_utime + usage.ru_stime
+    side = sum(process_cpu_seconds(p) for p in job.side_pids) - side0
+    side_hwm_kb = max((memory_kb(p)[1] for p in job.side_pids), default=0)
+    job.cleanup()
+    client += side
     left = job.leftovers()
     left_cpu = sum(process_cpu_seconds(p) for p in left)
     end(left)
     lingering = drain(fleet)
     server = fleet.server_cpu_seconds() - server0
     busy1, steal1 = machine_ticks()
+    self1 = resource.getrusage(resource.RUSAGE_SELF)
+    own = self1.ru_utime + self1.ru_stime - self0.ru_utime - self0.ru_stime
+    fleet.check()
     output = out_path.read_text(errors="replace")
     ok = job.count_ok(code, output)
     n = target.hosts
@@ -357,9 +440,10 @@ def measure(name: str, target: Target, job: Job, timeout: float) -> dict[str, An
         "leftover_cpu_s": round(left_cpu, 3),
         "server_cpu_s": round(server, 3),
         "server_cpu_ms_per_host": round(server * 1000 / n, 2),
-        "other_cpu_s": round((busy1 - busy0) / TICK - client - left_cpu - server, 2),
+        "bench_cpu_s": round(own, 2),
+        "other_cpu_s": round((busy1 - busy0) / TICK - client - left_cpu - server - own, 2),
         "steal_s": round((steal1 - steal0) / TICK, 2),
-        "peak_rss_mb": round(memory.largest_hwm_kb / 1024, 1),
+        "peak_rss_mb": round(max(memory.largest_hwm_kb, side_hwm_kb) / 1024, 1),
         "tree_pss_peak_mb": round(memory.tree_pss_kb / 1024, 1),
     }
     if lingering:
