@@ -1,8 +1,20 @@
 """Settings, built once at start-up and passed to whoever needs them.
 
 Sources, strongest first: command-line flags, ``SQUALL_*`` environment
-variables, defaults. Nothing else in Squall reads the environment for its
-own settings.
+variables, the config file, defaults. Nothing else in Squall reads the
+environment for its own settings.
+
+The config file is YAML, named by ``SQUALL_CONFIG`` (or ``squall up
+--config``), else ``/etc/squall/squall.yaml`` when it exists. Its keys are the
+variables' names without ``SQUALL_``, in lower case, and may nest on the first
+``_`` (``ssh: {concurrency: 200}`` is ``SQUALL_SSH_CONCURRENCY``); a list is
+joined with ``:`` (``inventory: [a.yaml, b.ini]``)::
+
+    port: 9101
+    inventory: [/etc/squall/inventory.yaml, /etc/ansible/hosts]
+    ssh:
+      known_hosts: /etc/squall/known_hosts
+      concurrency: 200
 """
 
 from __future__ import annotations
@@ -16,6 +28,79 @@ from squall.errors import ConfigError
 from squall.packs.loader import BUILTIN_PACKS_DIR
 
 DEFAULT_PORT = 9101
+SYSTEM_CONFIG = Path("/etc/squall/squall.yaml")
+
+# Every variable Settings reads: the keys a config file may hold.
+KNOWN_VARIABLES = frozenset(
+    {
+        "SQUALL_DATA_DIR",
+        "SQUALL_DATABASE_URL",
+        "SQUALL_HOST",
+        "SQUALL_PORT",
+        "SQUALL_PACKS_PATH",
+        "SQUALL_WORKER_CONCURRENCY",
+        "SQUALL_OUTPUT_CAP_BYTES",
+        "SQUALL_MAX_REQUEST_BYTES",
+        "SQUALL_LEASE_SECONDS",
+        "SQUALL_GC_INTERVAL_SECONDS",
+        "SQUALL_GC_EXECUTIONS_TTL_DAYS",
+        "SQUALL_GC_OUTPUT_TTL_DAYS",
+        "SQUALL_GC_TRIGGER_INSTANCES_TTL_DAYS",
+        "SQUALL_TOKEN_TTL_SECONDS",
+        "SQUALL_ADMIN_PASSWORD",
+        "SQUALL_ADMIN_API_KEY",
+        "SQUALL_INVENTORY",
+        "SQUALL_SSH_KNOWN_HOSTS",
+        "SQUALL_SSH_HOST_KEY_CHECK",
+        "SQUALL_SSH_CONCURRENCY",
+        "SQUALL_SSH_CONNECT_TIMEOUT",
+    }
+)
+
+
+def read_config_file(path: Path) -> dict[str, str]:
+    """A config file's settings as the ``SQUALL_*`` variables they stand for."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except OSError as exc:
+        raise ConfigError(f"cannot read the config file {path}: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise ConfigError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings, e.g. 'port: 9101'")
+    out: dict[str, str] = {}
+
+    def put(key: str, value: Any) -> None:
+        name = "SQUALL_" + key.upper()
+        if isinstance(value, dict):
+            for sub, v in value.items():
+                put(f"{key}_{sub}", v)
+            return
+        if name not in KNOWN_VARIABLES:
+            known = ", ".join(sorted(v[7:].lower() for v in KNOWN_VARIABLES))
+            raise ConfigError(f"{path}: unknown setting '{key}'; known settings: {known}")
+        if isinstance(value, list):
+            value = ":".join(str(v) for v in value)
+        out[name] = (
+            "" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+        )
+
+    for key, value in data.items():
+        put(str(key), value)
+    return out
+
+
+def _with_config_file(env: dict[str, str], config: Path | None) -> dict[str, str]:
+    path = config or (Path(env["SQUALL_CONFIG"]) if env.get("SQUALL_CONFIG") else None)
+    if path is None and SYSTEM_CONFIG.is_file():
+        path = SYSTEM_CONFIG
+    if path is None:
+        return env
+    return {**read_config_file(path.expanduser()), **env}
 
 
 def default_data_dir() -> Path:
@@ -108,8 +193,10 @@ class Settings:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:
-        env = dict(os.environ if env is None else env)
+    def from_env(
+        cls, env: dict[str, str] | None = None, *, config: Path | None = None, **overrides: Any
+    ) -> Settings:
+        env = _with_config_file(dict(os.environ if env is None else env), config)
         data_dir = Path(
             overrides.pop("data_dir", None) or env.get("SQUALL_DATA_DIR") or default_data_dir()
         )

@@ -190,6 +190,12 @@ def configure_logging() -> None:
     help="A directory of packs to load (repeatable), after the built-in ones.",
 )
 @click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A YAML config file (default: $SQUALL_CONFIG, else /etc/squall/squall.yaml if present).",
+)
+@click.option(
     "--inventory",
     "inventory_paths",
     multiple=True,
@@ -201,6 +207,7 @@ def up(
     host: str | None,
     port: int | None,
     packs_dirs: tuple[Path, ...],
+    config_file: Path | None,
     inventory_paths: tuple[Path, ...],
 ) -> None:
     """Run the Squall server (API, scheduler and workers) until interrupted."""
@@ -209,6 +216,7 @@ def up(
     from squall.server import serve
 
     settings = Settings.from_env(
+        config=config_file,
         data_dir=data_dir,
         host=host,
         port=port,
