@@ -167,26 +167,36 @@ class Connector:
 
     # -- credentials -----------------------------------------------------------------
 
+    @staticmethod
+    def _certificate(ep: Endpoint) -> Any:
+        if not ep.certificate:
+            return None
+        try:
+            return asyncssh.read_certificate(os.path.expanduser(ep.certificate))
+        except (OSError, asyncssh.KeyImportError, ValueError) as exc:
+            raise SshFailure(
+                "auth_failed", f"cannot load certificate {ep.certificate}: {exc}"
+            ) from exc
+
     def _client_keys(self, ep: Endpoint) -> list[Any] | None:
         if not (ep.key_file or ep.key_data):
             return None  # asyncssh's defaults: ~/.ssh/id_* and the agent
         cache_key = (ep.key_file, ep.key_data, ep.certificate)
         keys = self._keys.get(cache_key)
         if keys is None:
+            what = ep.key_file or "the private key given"
             try:
                 if ep.key_data:
                     key = asyncssh.import_private_key(ep.key_data, ep.passphrase)
                 else:
                     path = os.path.expanduser(ep.key_file or "")
                     key = asyncssh.read_private_key(path, ep.passphrase)
-                cert = (
-                    asyncssh.read_certificate(os.path.expanduser(ep.certificate))
-                    if ep.certificate
-                    else None
-                )
             except (OSError, asyncssh.KeyImportError, ValueError) as exc:
-                what = ep.key_file or "the private key given"
                 raise SshFailure("auth_failed", f"cannot load {what}: {exc}") from exc
+            cert = self._certificate(ep)
+            # Checked here: asyncssh would raise a bare ValueError from connect().
+            if cert is not None and cert.key.public_data != key.public_data:
+                raise SshFailure("auth_failed", f"certificate {ep.certificate} is not for {what}")
             keys = [(key, cert)] if cert else [key]
             self._keys[cache_key] = keys
         return keys
@@ -205,6 +215,9 @@ class Connector:
         keys = self._client_keys(ep)
         if keys is not None:
             args["client_keys"] = keys
+        elif ep.certificate:
+            # No key given: the certificate goes with the default key it is for.
+            args["client_certs"] = [self._certificate(ep)]
         if ep.password:
             args["password"] = ep.password
         else:

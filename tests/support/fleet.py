@@ -11,12 +11,20 @@ The fleet logs in as a dedicated user, ``squall-fleet``, created on first use
 rc files at every SSH command (root's ``pyenv init`` here costs ~0.14 s of CPU
 per command) would measure the shell, not SSH. That user has a password,
 known to the fleet as :attr:`Fleet.sudo_password`, and a sudoers entry that
-requires it (``ALL=(ALL:ALL) ALL``, asked every time).
+requires it (``ALL=(ALL:ALL) ALL``, asked every time); the daemons accept it
+for logging in too (``PasswordAuthentication yes``, checked against the shadow
+file: no PAM, no keyboard-interactive).
+
+Besides the authorized key, the daemons trust a user CA of the fleet's own
+(``TrustedUserCAKeys``): :attr:`Fleet.cert_key_file` is a key that is not in
+authorized_keys and logs in only with its certificate,
+:attr:`Fleet.certificate_file` (principal: the fleet's user).
 
 Run as root, that is all there is to it. Run as another user, the fleet falls
 back to that user (sshd run by a user can only log that same user in), listens
-on a high port instead of 22, and has no sudo (``sudo_password`` is ``None``);
-that user's own rc files then run for every command.
+on a high port instead of 22, and has no sudo and no password login
+(``sudo_password`` is ``None``); that user's own rc files then run for every
+command.
 
 Each daemon is ``/usr/sbin/sshd -D`` run as a child of this process, with its
 own host key, configuration and log (``-E``, ``LogLevel DEBUG1`` by default,
@@ -241,8 +249,10 @@ class Fleet:
 
     Attributes once started: ``addresses``, ``port`` (22 as root), ``user``,
     ``key_file`` (an authorized Ed25519 key), ``other_key_file`` (one that is
-    not), ``known_hosts`` (every address's host key), ``sudo_password``
-    (``None`` when not root), ``dir`` (the fleet's directory).
+    not), ``cert_key_file`` and ``certificate_file`` (a key that is not
+    authorized and its certificate, signed by the fleet's user CA, which is),
+    ``known_hosts`` (every address's host key), ``sudo_password`` (also the
+    login password; ``None`` when not root), ``dir`` (the fleet's directory).
 
     Shell snippets to run on a host: :attr:`identify_command` prints the
     address the command runs on; :attr:`boot_id_command` the host's boot id
@@ -302,6 +312,21 @@ class Fleet:
     @property
     def other_key_file(self) -> Path:
         return self.dir / "other_key"
+
+    @property
+    def cert_key_file(self) -> Path:
+        """A key that is not in authorized_keys: it logs in with its certificate only."""
+        return self.dir / "cert_key"
+
+    @property
+    def certificate_file(self) -> Path:
+        """The certificate of :attr:`cert_key_file`, signed by the fleet's user CA."""
+        return self.dir / "cert_key-cert.pub"
+
+    @property
+    def user_ca_file(self) -> Path:
+        """The private key of the user CA every daemon trusts (``TrustedUserCAKeys``)."""
+        return self.dir / "user_ca"
 
     @property
     def known_hosts(self) -> Path:
@@ -394,6 +419,9 @@ class Fleet:
             self.port = _free_port(self.addresses[0])
         client = _private_key(self.key_file)
         _private_key(self.other_key_file)
+        _private_key(self.user_ca_file)
+        _private_key(self.cert_key_file)
+        self._sign_certificate()
         authorized = self.dir / "authorized_keys"
         authorized.write_text(client + "\n")
         authorized.chmod(0o644)
@@ -433,10 +461,13 @@ class Fleet:
             f"HostKey {key}",
             f"PidFile {self.dir / f'sshd_{index}.pid'}",
             f"AuthorizedKeysFile {self.dir / 'authorized_keys'}",
+            f"TrustedUserCAKeys {self.user_ca_file}.pub",
             f"AllowUsers {self.user}",
             "StrictModes no",
             "PubkeyAuthentication yes",
-            "PasswordAuthentication no",
+            # As root, the fleet user's shadow password (no PAM needed); a
+            # daemon run by another user cannot read the shadow file.
+            f"PasswordAuthentication {'yes' if self.root else 'no'}",
             "KbdInteractiveAuthentication no",
             "UsePAM no",
             "PermitRootLogin no",
@@ -454,6 +485,35 @@ class Fleet:
             # OpenSSH 9.8+ would refuse 127.0.0.1 for a while after failed logins.
             lines.append("PerSourcePenalties no")
         return "\n".join(lines) + "\n"
+
+    def _sign_certificate(self) -> None:
+        """:attr:`certificate_file`: :attr:`cert_key_file` signed by the user CA,
+        for the fleet's user, valid from 5 minutes ago (clock skew) for a day."""
+        keygen = shutil.which("ssh-keygen")
+        if keygen is None:
+            raise RuntimeError("ssh-keygen not found (apt-get install openssh-client)")
+        signed = subprocess.run(
+            [
+                keygen,
+                "-q",
+                "-s",
+                str(self.user_ca_file),
+                "-I",
+                "squall-test",
+                "-n",
+                self.user,
+                "-V",
+                "-5m:+1d",
+                f"{self.cert_key_file}.pub",
+            ],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+        )
+        if signed.returncode != 0 or not self.certificate_file.exists():
+            raise RuntimeError(
+                f"ssh-keygen could not sign the fleet's certificate: {signed.stderr}"
+            )
 
     def _ensure_privsep_dir(self) -> None:
         # Made by the service unit normally; sshd refuses to start without it.
