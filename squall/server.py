@@ -22,6 +22,7 @@ from squall.services.gc import GarbageCollector
 from squall.services.inquiries import InquiryExpirer
 from squall.services.inventory import InventoryService
 from squall.services.packs import register_all
+from squall.services.rollouts import RolloutController
 from squall.services.rules_engine import RulesEngine
 from squall.services.scheduler import Scheduler
 from squall.services.sensors import SensorContainer
@@ -139,6 +140,7 @@ async def start_system(settings: Settings, *, register_packs: bool = True) -> Sy
         asyncio.create_task(GarbageCollector(db, settings).run(), name="gc"),
         asyncio.create_task(RulesEngine(db, bus, keyring).run(), name="rules"),
         asyncio.create_task(WorkflowEngine(db, bus, keyring).run(), name="workflows"),
+        asyncio.create_task(RolloutController(db, bus, keyring).run(), name="rollouts"),
         asyncio.create_task(SensorContainer(system).run(), name="sensors"),
     ]
     system.ready = True

@@ -26,6 +26,7 @@ from squall.api import (
     inventory,
     keys,
     packs,
+    rollouts,
     rules,
     runners,
     sensors,
@@ -194,6 +195,7 @@ def create_app(settings: Settings, *, start_services: bool = True) -> FastAPI:
         sensors.router,
         inquiries.router,
         inventory.router,
+        rollouts.router,
     ):
         # Routes are added to the app itself (their paths carry their
         # prefix): one flat list is the cheapest to match on every request.

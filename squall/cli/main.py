@@ -25,6 +25,7 @@ from rich.text import Text
 from squall import __version__
 from squall.cli import fleet as fleet_cli
 from squall.cli import inquiries as inquiries_cli
+from squall.cli import rollouts as rollouts_cli
 from squall.cli import rules as rules_cli
 from squall.cli import workflows as workflows_cli
 from squall.cli.common import (
@@ -840,6 +841,7 @@ for _group in (rules_cli.rule_enforcement, rules_cli.webhook, rules_cli.sensor):
     cli.add_command(_group)
 cli.add_command(inquiries_cli.inquiry)
 cli.add_command(fleet_cli.inventory)
+cli.add_command(rollouts_cli.rollout)
 cli.add_command(workflows_cli.workflow)
 
 

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 
 from squall.core.executions import Status, check_transition, is_final
 from squall.errors import InvalidInput, NotFound
-from squall.store import hosts, queue, workflows
+from squall.store import hosts, queue, rollouts, workflows
 from squall.store.db import after_commit
 from squall.store.ids import new_id
 from squall.store.tables import execution_output, executions
@@ -205,6 +205,7 @@ def set_status_many(
     workflows.notify_parents(
         conn, ((row["status"], new) for (row, *_), (new, _p) in zip(changes, done, strict=True))
     )
+    rollouts.notify(conn, (new for new, _params in done))
     return [new for new, _params in done]
 
 

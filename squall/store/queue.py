@@ -245,3 +245,38 @@ def next_due(conn: Connection, topic: str) -> float | None:
 def depth(conn: Connection) -> dict[str, int]:
     rows = conn.execute(sa.select(work.c.topic, sa.func.count()).group_by(work.c.topic)).all()
     return {t: n for t, n in rows}
+
+
+# -- per-ref event streams (the workflow engine, the rollout controller) ----------------
+
+_DUE_REFS = (
+    sa.select(work.c.ref, sa.func.min(work.c.id).label("first"))
+    .where(work.c.topic == sa.bindparam("b_topic"), work.c.available_at <= sa.bindparam("b_now"))
+    .group_by(work.c.ref)
+    .order_by(sa.text("first"))
+    .limit(sa.bindparam("b_limit"))
+)
+
+
+def due_refs(conn: Connection, topic: str, limit: int) -> list[str]:
+    """Refs of ``topic`` with events due now, the longest-waiting first."""
+    params = {"b_topic": topic, "b_now": time.time(), "b_limit": limit}
+    return [r.ref for r in conn.execute(_DUE_REFS, params)]
+
+
+_TAKE_REF = (
+    work.delete()
+    .where(
+        work.c.topic == sa.bindparam("b_topic"),
+        work.c.ref == sa.bindparam("b_ref"),
+        work.c.available_at <= sa.bindparam("b_now"),
+    )
+    .returning(work.c.id, work.c.payload)
+)
+
+
+def take_ref(conn: Connection, topic: str, ref: str) -> list[dict[str, Any]]:
+    """Remove and return the due events of one ref, oldest first; the step
+    that consumes them commits or rolls back with their removal."""
+    rows = conn.execute(_TAKE_REF, {"b_topic": topic, "b_ref": ref, "b_now": time.time()}).all()
+    return [p or {} for _id, p in sorted(rows)]

@@ -302,3 +302,45 @@ host_facts = sa.Table(
     sa.Column("facts", Json, nullable=False),
     sa.Column("gathered_at", Ts, nullable=False),
 )
+
+# A rollout: its spec as given, its plan (budget, gates, concurrency; the
+# hosts and batches are rows of rollout_hosts), and where it is.
+rollouts = sa.Table(
+    "rollouts",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(255), nullable=False),
+    # planned, running, paused, succeeded, failed, aborted, rolled_back
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("spec", Json, nullable=False),
+    sa.Column("plan", Json, nullable=False),
+    sa.Column("batch", sa.Integer, nullable=False),  # the current batch
+    sa.Column("gate", Json, nullable=True),  # the gate being waited on
+    # Set when the rollout must stop (budget breached, aborted): the status it
+    # ends with once no host is in flight.
+    sa.Column("ending", sa.String(16), nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("user", sa.String(255), nullable=True),
+    sa.Column("execution_id", sa.String(32), nullable=True),  # a core.rollout that started it
+    sa.Column("created_at", Ts, nullable=False),
+    sa.Column("started_at", Ts, nullable=True),
+    sa.Column("ended_at", Ts, nullable=True),
+    sa.Column("updated_at", Ts, nullable=False),
+)
+
+# One row per host of a rollout's snapshot, in plan order.
+rollout_hosts = sa.Table(
+    "rollout_hosts",
+    metadata,
+    sa.Column("rollout_id", sa.String(32), primary_key=True),
+    sa.Column("host", sa.String(255), primary_key=True),
+    sa.Column("batch", sa.Integer, nullable=False),
+    sa.Column("seq", sa.Integer, nullable=False),
+    # pending, running, succeeded, failed, unreachable, timeout, skipped, rolled_back, canceled
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("execution_id", sa.String(32), nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("started_at", Ts, nullable=True),
+    sa.Column("ended_at", Ts, nullable=True),
+    sa.Index("ix_rollout_hosts_batch", "rollout_id", "batch", "status"),
+)

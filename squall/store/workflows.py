@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection
 from squall.core.executions import Status
 from squall.core.workflow import Changes
 from squall.store import queue
-from squall.store.tables import work, workflow_records, workflow_specs, workflows
+from squall.store.tables import workflow_records, workflow_specs, workflows
 
 WORKFLOW = "workflow"  # work topic: events for the workflow engine, ref = workflow execution id
 WORKFLOW_RUNNERS = frozenset({"orquesta", "action-chain"})
@@ -211,36 +211,15 @@ def notify_parents(conn: Connection, changed: Iterable[tuple[str, dict[str, Any]
             send(conn, parent, {"child": row["id"]})
 
 
-_DUE = (
-    sa.select(work.c.ref, sa.func.min(work.c.id).label("first"))
-    .where(work.c.topic == WORKFLOW, work.c.available_at <= sa.bindparam("b_now"))
-    .group_by(work.c.ref)
-    .order_by(sa.text("first"))
-    .limit(sa.bindparam("b_limit"))
-)
-
-
 def due(conn: Connection, limit: int) -> list[str]:
     """Workflows with events waiting, the longest-waiting first."""
-    return [r.ref for r in conn.execute(_DUE, {"b_now": time.time(), "b_limit": limit})]
-
-
-_TAKE = (
-    work.delete()
-    .where(
-        work.c.topic == WORKFLOW,
-        work.c.ref == sa.bindparam("b_id"),
-        work.c.available_at <= sa.bindparam("b_now"),
-    )
-    .returning(work.c.id, work.c.payload)
-)
+    return queue.due_refs(conn, WORKFLOW, limit)
 
 
 def take_events(conn: Connection, execution_id: str) -> list[dict[str, Any]]:
     """Remove and return a workflow's due events, oldest first; the step
     that consumes them commits or rolls back with their removal."""
-    rows = conn.execute(_TAKE, {"b_id": execution_id, "b_now": time.time()}).all()
-    return [p or {} for _id, p in sorted(rows)]
+    return queue.take_ref(conn, WORKFLOW, execution_id)
 
 
 def write_result(conn: Connection, execution_id: str, seq: int, item: int, result: Any) -> None:

@@ -1,0 +1,689 @@
+"""Rollouts: checking a spec against the system, starting, steering, and the
+controller that drives them batch by batch.
+
+Planning (:func:`prepare`) resolves the target once into a fixed host list
+and lays it out in batches (:func:`squall.core.rollouts.plan`); the started
+rollout keeps that snapshot as rows of ``rollout_hosts``.
+
+The controller works like the workflow engine: everything that concerns a
+rollout is an event in the work queue (topic ``rollout``): its start, a host's
+execution ending (queued by the executions repository in the transaction of
+that change), a pause/resume/abort, a gate's timer. A *step* consumes a
+rollout's events and, in the same transaction, records the hosts' outcomes,
+checks the failure budgets (after every host result), starts the next hosts
+as executions of the per-host action, and moves through batches and gates.
+A crash loses nothing: the events wait in the queue, and the per-host
+executions carry on (a remote command is re-attached by the worker).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+from sqlalchemy.engine import Connection
+
+from squall.core import rollouts as core
+from squall.core import targeting
+from squall.core.executions import Status
+from squall.core.inventory import Inventory
+from squall.core.timestamps import iso
+from squall.core.workflow import Problem
+from squall.crypto import KeyRing
+from squall.errors import Conflict, InvalidInput, NotFound, SquallError, StoreUnavailable
+from squall.services import executions as exe_service
+from squall.services.bus import Bus, wait_for_wake
+from squall.services.scheduler import until
+from squall.store import content, queue
+from squall.store import executions as exe_store
+from squall.store import hosts as host_store
+from squall.store import rollouts as store
+from squall.store.db import after_commit
+from squall.store.rollouts import FINAL_ROLLOUT, ROLLOUT
+
+log = logging.getLogger(__name__)
+
+BATCH = 32  # rollouts stepped per round
+APPROVAL_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "approve": {"type": "boolean", "description": "true: go on; false: abort the rollout"}
+    },
+    "required": ["approve"],
+}
+# Host statuses of a remote execution that mean the host could not be reached.
+_UNREACHABLE = {"unreachable", "auth_failed", "host_key"}
+
+
+# -- reading and checking a spec ----------------------------------------------------------
+
+
+def load_spec_text(text: str, source: str) -> dict[str, Any]:
+    """A spec file's YAML; a syntax error names the file and line."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark is not None else source
+        raise InvalidInput(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(data, dict):
+        raise InvalidInput(f"{source}: a rollout spec is a mapping (name, target, action, ...)")
+    return data
+
+
+# Parts of the format the controller does not carry out yet: refused at
+# start rather than silently ignored.
+def _not_yet(spec: core.RolloutSpec) -> list[Problem]:
+    problems = []
+    for gate in spec.gates:
+        if gate.kind in ("analysis", "window"):
+            problems.append(
+                Problem(f"gates[{gate.index}].{gate.kind}", "not supported by this version yet")
+            )
+    for name in ("preflight", "health"):
+        if getattr(spec.checks, name, None) is not None:
+            problems.append(Problem(f"checks.{name}", "not supported by this version yet"))
+    for name in ("pre_host", "post_host", "pre_batch", "post_batch", "on_success", "on_failure"):
+        if getattr(spec.hooks, name, None) is not None:
+            problems.append(Problem(f"hooks.{name}", "not supported by this version yet"))
+    if spec.rollback is not None:
+        problems.append(Problem("rollback", "not supported by this version yet"))
+    if spec.mode == "window":
+        problems.append(Problem("mode", "window mode is not supported by this version yet"))
+    return problems
+
+
+def prepare(
+    conn: Connection, data: Mapping[str, Any], inventory: Inventory, *, source: str = "spec"
+) -> tuple[core.RolloutSpec, core.Plan]:
+    """Check a spec against the system and plan it; every problem at once."""
+    spec = core.parse_spec(data, source)
+    problems: list[Problem] = []
+    actions = [("action", spec.action)]
+    for name in ("pre_host", "post_host", "pre_batch", "post_batch", "on_success", "on_failure"):
+        hook = getattr(spec.hooks, name, None)
+        if hook is not None:
+            actions.append((f"hooks.{name}.action", hook.action))
+    if spec.rollback is not None:
+        actions.append(("rollback.action", spec.rollback.action))
+    for path, ref in actions:
+        try:
+            content.get_action(conn, ref)
+        except NotFound as exc:
+            problems.append(Problem(path, exc.message))
+    hosts = []
+    try:
+        hosts = targeting.resolve(spec.target, inventory)
+    except targeting.TargetError as exc:
+        problems.append(Problem("target", exc.message))
+    known_facts = targeting.fact_names(inventory)
+    if spec.group_by and spec.group_by not in known_facts:
+        problems.append(Problem("group_by", f"no host has a fact named '{spec.group_by}'"))
+    if spec.max_per_group and spec.max_per_group.fact not in known_facts:
+        problems.append(
+            Problem("max_per_group.fact", f"no host has a fact named '{spec.max_per_group.fact}'")
+        )
+    canary = []
+    if isinstance(spec.canary, str):
+        try:
+            canary = targeting.resolve(spec.canary, inventory)
+        except targeting.TargetError as exc:
+            problems.append(Problem("canary", exc.message))
+    elif spec.canary:
+        for i, name in enumerate(spec.canary):
+            if name in inventory.hosts:
+                canary.append(inventory.hosts[name])
+            else:
+                problems.append(Problem(f"canary[{i}]", f"no host named '{name}' in the inventory"))
+    if problems:
+        raise core.RolloutSpecInvalid(problems, source)
+    return spec, core.plan(spec, hosts, canary=canary)
+
+
+def plan_view(spec: core.RolloutSpec, plan: core.Plan) -> dict[str, Any]:
+    return {"name": spec.name, "target": spec.target, "count": len(plan.hosts), **plan.to_dict()}
+
+
+def start(
+    conn: Connection,
+    data: Mapping[str, Any],
+    inventory: Inventory,
+    *,
+    user: str | None,
+    source: str = "spec",
+    execution_id: str | None = None,
+) -> dict[str, Any]:
+    spec, plan = prepare(conn, data, inventory, source=source)
+    problems = _not_yet(spec)
+    if problems:
+        raise core.RolloutSpecInvalid(problems, source)
+    stored_plan = {k: v for k, v in plan.to_dict().items() if k not in ("hosts", "batches")}
+    stored_plan["target"] = spec.target
+    row = store.create(
+        conn,
+        name=spec.name,
+        spec=dict(data),
+        plan=stored_plan,
+        batches=plan.batches,
+        user=user,
+        execution_id=execution_id,
+    )
+    return row
+
+
+def control(
+    conn: Connection, rollout_id: str, action: str, user: str | None, **options: Any
+) -> None:
+    row = store.get(conn, rollout_id)
+    if row["status"] in FINAL_ROLLOUT:
+        raise Conflict(f"rollout {rollout_id} is already {row['status']}")
+    if action == "pause" and row["status"] == "paused":
+        raise Conflict(f"rollout {rollout_id} is already paused")
+    if action == "resume" and row["status"] != "paused":
+        raise Conflict(f"rollout {rollout_id} is {row['status']}, not paused")
+    store.send(conn, rollout_id, {"control": action, "user": user, **options})
+
+
+# -- what the API shows --------------------------------------------------------------------
+
+
+def _time(value: float | None) -> str | None:
+    return iso(value) if value else None
+
+
+def _counts(by_status: Mapping[str, int]) -> dict[str, int]:
+    out = dict(by_status)
+    out["total"] = sum(by_status.values())
+    return out
+
+
+def view(conn: Connection, rollout_id: str, inventory: Inventory | None = None) -> dict[str, Any]:
+    row = store.get(conn, rollout_id)
+    per_batch = store.counts(conn, [rollout_id]).get(rollout_id, {})
+    hosts = store.hosts(conn, rollout_id)
+    plan = row["plan"]
+    budget = plan.get("budget") or {}
+    counting = set(budget.get("count_as_failure") or core.FAILURE_STATUSES)
+    overall: dict[str, int] = {}
+    for statuses in per_batch.values():
+        for status, n in statuses.items():
+            overall[status] = overall.get(status, 0) + n
+    batches: dict[int, list[dict[str, Any]]] = {}
+    for h in hosts:
+        batches.setdefault(h["batch"], []).append(
+            {
+                "name": h["host"],
+                "status": h["status"],
+                "execution": h["execution_id"],
+                "error": h["error"],
+                "started_at": _time(h["started_at"]),
+                "ended_at": _time(h["ended_at"]),
+            }
+        )
+    batch_views = []
+    for index in sorted(batches):
+        counts = per_batch.get(index, {})
+        waiting = counts.get("pending", 0) + counts.get("running", 0)
+        state = "done" if not waiting else "running" if index <= row["batch"] else "pending"
+        if index == row["batch"] and row["status"] == "planned":
+            state = "pending"
+        limits = budget.get("batches") or []
+        batch_views.append(
+            {
+                "index": index,
+                "status": state,
+                "counts": _counts(counts),
+                "budget": {
+                    "max_failures": limits[index] if index < len(limits) else None,
+                    "failures": sum(n for s, n in counts.items() if s in counting),
+                },
+                "hosts": batches[index],
+            }
+        )
+    new_hosts: list[str] = []
+    if inventory is not None and row["status"] not in FINAL_ROLLOUT:
+        try:
+            now = targeting.select(plan.get("target") or row["spec"].get("target", ""), inventory)
+            known = {h["host"] for h in hosts}
+            new_hosts = [h.name for h in now if h.name not in known]
+        except SquallError:
+            pass
+    gate = row["gate"] if row["gate"] and row["gate"].get("kind") else None
+    if gate and gate.get("until"):
+        gate = {**gate, "until": iso(gate["until"])}
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "status": row["status"],
+        "batch": row["batch"],
+        "batch_count": len(batch_views),
+        "counts": _counts(overall),
+        "budget": {
+            "max_failures": budget.get("max_failures"),
+            "failures": sum(n for s, n in overall.items() if s in counting),
+            "on_breach": budget.get("on_breach"),
+        },
+        "gate": gate,
+        "ending": row["ending"],
+        "error": row["error"],
+        "user": row["user"],
+        "execution": row["execution_id"],
+        "batches": batch_views,
+        "new_hosts": new_hosts,
+        "estimated_seconds": plan.get("estimated_seconds"),
+        "created_at": _time(row["created_at"]),
+        "started_at": _time(row["started_at"]),
+        "ended_at": _time(row["ended_at"]),
+    }
+
+
+def summary(row: dict[str, Any], counts: Mapping[int, Mapping[str, int]]) -> dict[str, Any]:
+    overall: dict[str, int] = {}
+    for statuses in counts.values():
+        for status, n in statuses.items():
+            overall[status] = overall.get(status, 0) + n
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "status": row["status"],
+        "batch": row["batch"],
+        "counts": _counts(overall),
+        "error": row["error"],
+        "created_at": _time(row["created_at"]),
+        "ended_at": _time(row["ended_at"]),
+    }
+
+
+def list_view(conn: Connection, *, limit: int, offset: int = 0) -> list[dict[str, Any]]:
+    rows = store.list_(conn, limit=limit, offset=offset)
+    counts = store.counts(conn, [r["id"] for r in rows])
+    return [summary(r, counts.get(r["id"], {})) for r in rows]
+
+
+# -- the controller ------------------------------------------------------------------------
+
+
+class RolloutController:
+    def __init__(self, db: Any, bus: Bus, keyring: KeyRing) -> None:
+        self.db, self.bus, self.keyring = db, bus, keyring
+
+    async def run(self) -> None:
+        wake = self.bus.waker(ROLLOUT)
+        while True:
+            wake.clear()
+            try:
+                due, nxt = await self.db.read(_pending, BATCH)
+                if due:
+                    await asyncio.gather(*(self._step(r) for r in due))
+                    if wake.is_set() or len(due) >= BATCH:
+                        continue
+                    nxt = None
+            except Exception:
+                log.exception("the rollout controller failed a round; retrying")
+                await asyncio.sleep(1.0)
+                continue
+            await wait_for_wake(wake, 5.0 if nxt is None else max(0.0, min(5.0, nxt)))
+
+    async def _step(self, rollout_id: str) -> None:
+        try:
+            await self.db.write(self.step, rollout_id)
+        except StoreUnavailable:
+            log.warning("rollout %s: database unavailable; will retry", rollout_id)
+            await asyncio.sleep(1.0)
+        except Exception as exc:
+            log.exception("rollout %s: a step failed; stopping the rollout", rollout_id)
+            try:
+                await self.db.write(_fail_broken, rollout_id, str(exc))
+            except Exception:
+                log.exception("rollout %s could not be marked failed", rollout_id)
+
+    def step(self, conn: Connection, rollout_id: str) -> None:
+        events = store.take_events(conn, rollout_id)
+        if not events:
+            return
+        try:
+            row = store.get(conn, rollout_id, lock=True)
+        except NotFound:
+            return
+        if row["status"] in FINAL_ROLLOUT:
+            return
+        r = _Rollout(conn, row, self.keyring)
+        for event in events:
+            r.apply(event)
+        r.drive()
+        r.save()
+
+
+def _pending(conn: Connection, limit: int) -> tuple[list[str], float | None]:
+    due = store.due(conn, limit)
+    if due:
+        return due, None
+    nxt = queue.next_due(conn, ROLLOUT)
+    return [], None if nxt is None else until(nxt)
+
+
+def _fail_broken(conn: Connection, rollout_id: str, error: str) -> None:
+    store.take_events(conn, rollout_id)
+    row = store.get(conn, rollout_id)
+    if row["status"] in FINAL_ROLLOUT:
+        return
+    store.update(
+        conn,
+        rollout_id,
+        status="failed",
+        error=f"the rollout controller could not go on: {error}",
+        ended_at=time.time(),
+    )
+    store.skip_pending(conn, rollout_id)
+
+
+class _Rollout:
+    """One step's view of a rollout: apply events, then decide what comes next."""
+
+    def __init__(self, conn: Connection, row: dict[str, Any], keyring: KeyRing) -> None:
+        self.conn, self.row, self.keyring = conn, row, keyring
+        self.id = row["id"]
+        self.plan = row["plan"]
+        self.budget = self.plan.get("budget") or {}
+        self.counting = set(self.budget.get("count_as_failure") or core.FAILURE_STATUSES)
+        self.changes: dict[str, Any] = {}
+        self.host_changes: list[dict[str, Any]] = []
+        self.now = time.time()
+
+    # -- state ---------------------------------------------------------------------------
+
+    def __getitem__(self, key: str) -> Any:
+        return self.changes.get(key, self.row[key])
+
+    def set(self, **values: Any) -> None:
+        self.changes.update(values)
+
+    def save(self) -> None:
+        store.set_hosts(self.conn, self.id, self.host_changes)
+        if self.changes:
+            store.update(self.conn, self.id, **self.changes)
+        after_commit(
+            self.conn,
+            "event",
+            (
+                "squall.rollout__update",
+                {"id": self.id, "status": self["status"], "batch": self["batch"]},
+            ),
+        )
+
+    # -- events ----------------------------------------------------------------------------
+
+    def apply(self, event: dict[str, Any]) -> None:
+        if event.get("start"):
+            if self["status"] == "planned":
+                self.set(status="running", started_at=self.now)
+        elif event.get("child"):
+            self._child(event)
+        elif event.get("control"):
+            self._control(event)
+        elif event.get("wake"):
+            gate = self["gate"] or {}
+            if gate.get("kind") == "pause" and self.now >= gate.get("until", 0) - 0.01:
+                self._pass_gate()
+
+    def _control(self, event: dict[str, Any]) -> None:
+        action, user = event["control"], event.get("user")
+        if action == "pause" and self["status"] == "running":
+            self.set(status="paused")
+        elif action == "resume" and self["status"] == "paused":
+            self.set(status="running")
+            if (self["gate"] or {}).get("kind") == "hold":
+                self._pass_gate()
+        elif action == "abort":
+            self._stop(
+                "aborted", f"aborted by {user or 'a user'}", cancel=bool(event.get("cancel"))
+            )
+            if self["status"] == "paused":
+                self.set(status="running")  # to wind down
+
+    def _child(self, event: dict[str, Any]) -> None:
+        try:
+            child = exe_store.get(self.conn, event["child"])
+        except NotFound:
+            return
+        if "gate" in event:
+            self._approval_answered(child, event)
+            return
+        host = event.get("host")
+        if not host:
+            return
+        status, error = _host_outcome(self.conn, child, host)
+        self.host_changes.append(
+            {"host": host, "status": status, "error": error, "ended_at": self.now}
+        )
+
+    def _approval_answered(self, child: dict[str, Any], event: dict[str, Any]) -> None:
+        gate = self["gate"] or {}
+        if gate.get("kind") != "approval" or gate.get("inquiry") != child["id"]:
+            return
+        if child["status"] == Status.SUCCEEDED:
+            response = (child["result"] or {}).get("response") or {}
+            who = (child["context"] or {}).get("responded_by") or "someone"
+            if response.get("approve"):
+                self._pass_gate()
+            else:
+                self._stop("aborted", f"not approved after batch {gate['after_batch']} ({who})")
+        elif gate.get("on_timeout") == "continue":
+            self._pass_gate()
+        else:
+            self._stop("aborted", f"no approval after batch {gate['after_batch']} in time")
+
+    # -- deciding ----------------------------------------------------------------------------
+
+    def _stop(self, ending: str, error: str, *, cancel: bool = False) -> None:
+        if self["ending"]:
+            return
+        self.set(ending=ending, error=error, gate=None)
+        if cancel or self.budget.get("on_breach") == "cancel":
+            for h in store.running(self.conn, self.id):
+                if h["execution_id"]:
+                    with contextlib.suppress(Conflict, NotFound):
+                        exe_service.cancel(self.conn, h["execution_id"], self.row["user"])
+
+    def _pass_gate(self) -> None:
+        gate = self["gate"] or {}
+        self.set(gate={"after_batch": gate.get("after_batch"), "index": gate.get("index", 0) + 1})
+        if self["status"] == "paused" and gate.get("kind") == "hold":
+            self.set(status="running")
+
+    def _counts(self) -> dict[int, dict[str, int]]:
+        counts = store.counts(self.conn, [self.id]).get(self.id, {})
+        # The host changes of this step are not written yet: count them in.
+        if self.host_changes:
+            rows = {h["host"]: h for h in store.running(self.conn, self.id)}
+            for change in self.host_changes:
+                old = rows.get(change["host"])
+                if old is None:
+                    continue
+                batch = counts.setdefault(old["batch"], {})
+                batch["running"] = batch.get("running", 0) - 1
+                batch[change["status"]] = batch.get(change["status"], 0) + 1
+        return counts
+
+    def drive(self) -> None:
+        if self["status"] not in ("running", "paused"):
+            return
+        counts = self._counts()
+        running = sum(c.get("running", 0) for c in counts.values())
+        if not self["ending"]:
+            self._check_budget(counts)
+        if self["ending"]:
+            if running == 0:
+                store.set_hosts(self.conn, self.id, self.host_changes)
+                self.host_changes = []
+                store.skip_pending(self.conn, self.id)
+                self.set(status=self["ending"], ended_at=self.now, gate=None)
+            return
+        if self["status"] == "paused":
+            return
+        while True:
+            index = self["batch"]
+            batch = counts.get(index, {})
+            pending, in_flight = batch.get("pending", 0), batch.get("running", 0)
+            if pending:
+                concurrency = (self.plan.get("concurrency") or [])[index : index + 1]
+                limit = concurrency[0] if concurrency else pending
+                room = limit - in_flight
+                if room > 0:
+                    self._start_hosts(index, room)
+                return
+            if in_flight:
+                return
+            if not self._gates_passed(index):
+                return
+            if index + 1 >= len(counts) or index + 1 not in counts:
+                self.set(status="succeeded", ended_at=self.now, gate=None)
+                return
+            self.set(batch=index + 1, gate=None)
+
+    def _check_budget(self, counts: Mapping[int, Mapping[str, int]]) -> None:
+        failures = sum(n for c in counts.values() for s, n in c.items() if s in self.counting)
+        limit = self.budget.get("max_failures")
+        if limit is not None and failures > limit:
+            what = "the first failure" if limit == 0 else f"{failures} failures, more than {limit}"
+            self._stop("failed", f"stopped at {what} (failure budget)")
+            return
+        index = self["batch"]
+        limits = self.budget.get("batches") or []
+        batch_limit = limits[index] if index < len(limits) else None
+        if batch_limit is not None:
+            in_batch = sum(n for s, n in counts.get(index, {}).items() if s in self.counting)
+            if in_batch > batch_limit:
+                self._stop(
+                    "failed",
+                    f"stopped: {in_batch} failures in batch {index}, more than {batch_limit}",
+                )
+
+    def _gates_passed(self, index: int) -> bool:
+        """Work through the gates after batch ``index``; False while one holds."""
+        gates = (self.plan.get("gates") or [])[index : index + 1]
+        gates = gates[0] if gates else []
+        state = self["gate"] or {}
+        k = state.get("index", 0) if state.get("after_batch") == index else 0
+        if state.get("kind"):
+            return False  # waiting on it
+        while k < len(gates):
+            gate = gates[k]
+            kind = gate["kind"]
+            waiting: dict[str, Any] = {"after_batch": index, "index": k, "kind": kind}
+            if kind == "pause":
+                waiting["until"] = self.now + float(gate["seconds"])
+                store.send(self.conn, self.id, {"wake": True}, delay=float(gate["seconds"]))
+                self.set(gate=waiting)
+                return False
+            if kind == "hold":
+                self.set(gate=waiting, status="paused")
+                return False
+            if kind == "approval":
+                inquiry = self._ask(index, k, gate)
+                waiting.update(inquiry=inquiry, on_timeout=gate.get("on_timeout", "abort"))
+                self.set(gate=waiting)
+                return False
+            k += 1
+        return True
+
+    def _ask(self, index: int, k: int, gate: dict[str, Any]) -> str:
+        params: dict[str, Any] = {
+            "route": f"rollout:{self.row['name']}",
+            "schema": APPROVAL_SCHEMA,
+        }
+        if gate.get("users"):
+            params["users"] = gate["users"]
+        if gate.get("roles"):
+            params["roles"] = gate["roles"]
+        if gate.get("timeout"):
+            params["ttl"] = float(gate["timeout"]) / 60.0  # core.ask's ttl is in minutes
+        row = exe_service.request(
+            self.conn,
+            action_ref="core.ask",
+            parameters=params,
+            user=self.row["user"],
+            keyring=self.keyring,
+            context={"rollout": {"id": self.id, "gate": k, "batch": index}},
+        )
+        return str(row["id"])
+
+    def _start_hosts(self, index: int, room: int) -> None:
+        spec = self.row["spec"]
+        action = spec["action"]
+        host_parameter = spec.get("host_parameter") or "host"
+        base = dict(spec.get("parameters") or {})
+        for host in store.next_pending(self.conn, self.id, index, room):
+            context = {"rollout": {"id": self.id, "host": host}}
+            try:
+                row = exe_service.request(
+                    self.conn,
+                    action_ref=action,
+                    parameters={**base, host_parameter: host},
+                    user=self.row["user"],
+                    keyring=self.keyring,
+                    context=context,
+                    extra_context={
+                        "rollout": {
+                            "id": self.id,
+                            "name": self.row["name"],
+                            "host": host,
+                            "batch": index,
+                        }
+                    },
+                )
+            except SquallError as exc:
+                # This host's parameters are wrong: it fails, the budget decides
+                # in the next step (no execution will send an event for it).
+                self.host_changes.append(
+                    {
+                        "host": host,
+                        "status": "failed",
+                        "error": exc.message,
+                        "started_at": self.now,
+                        "ended_at": self.now,
+                    }
+                )
+                store.send(self.conn, self.id, {"recheck": True})
+                continue
+            self.host_changes.append(
+                {
+                    "host": host,
+                    "status": "running",
+                    "execution_id": row["id"],
+                    "started_at": self.now,
+                }
+            )
+
+
+def _host_outcome(conn: Connection, child: dict[str, Any], host: str) -> tuple[str, str | None]:
+    """What a host's execution ending means for the host."""
+    status = Status(child["status"])
+    result = child.get("result") if isinstance(child.get("result"), dict) else {}
+    error = None
+    if isinstance(result, dict):
+        error = result.get("error")
+    if status == Status.SUCCEEDED:
+        return "succeeded", None
+    if status == Status.CANCELED:
+        return "canceled", error or "canceled"
+    if status == Status.TIMEOUT:
+        return "timeout", error or "the action timed out"
+    # A remote action knows whether the host was reachable at all.
+    for row in host_store.results(conn, child["id"]):
+        if row["host"] == host and row["status"] in _UNREACHABLE:
+            return "unreachable", ((row["result"] or {}).get("error") or error)
+        if row["host"] == host and row["status"] == "timeout":
+            return "timeout", ((row["result"] or {}).get("error") or error)
+    if not error and isinstance(result, dict):
+        entry = result.get(host)
+        if isinstance(entry, dict):
+            error = entry.get("error") or (str(entry.get("stderr") or "")[-300:] or None)
+            if not error and entry.get("return_code") not in (None, 0):
+                error = f"exit code {entry['return_code']}"
+    return "failed", error or f"the execution ended {status}"

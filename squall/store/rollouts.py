@@ -1,0 +1,188 @@
+"""Rollouts and their hosts, and the events that drive the rollout controller."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from squall.core.executions import FINAL, Status
+from squall.errors import NotFound
+from squall.store import queue
+from squall.store.ids import new_id
+from squall.store.tables import rollout_hosts, rollouts
+
+ROLLOUT = "rollout"  # the queue topic of the controller's events
+FINAL_ROLLOUT = frozenset({"succeeded", "failed", "aborted", "rolled_back"})
+
+
+def create(
+    conn: Connection,
+    *,
+    name: str,
+    spec: dict[str, Any],
+    plan: dict[str, Any],
+    batches: Sequence[Sequence[str]],
+    user: str | None,
+    execution_id: str | None = None,
+) -> dict[str, Any]:
+    """Record a planned rollout with its host snapshot, and queue its start."""
+    rid = new_id()
+    now = time.time()
+    row = {
+        "id": rid,
+        "name": name,
+        "status": "planned",
+        "spec": spec,
+        "plan": plan,
+        "batch": 0,
+        "gate": None,
+        "ending": None,
+        "error": None,
+        "user": user,
+        "execution_id": execution_id,
+        "created_at": now,
+        "started_at": None,
+        "ended_at": None,
+        "updated_at": now,
+    }
+    conn.execute(rollouts.insert(), [row])
+    hosts = []
+    seq = 0
+    for index, batch in enumerate(batches):
+        for host in batch:
+            hosts.append(
+                {"rollout_id": rid, "host": host, "batch": index, "seq": seq, "status": "pending"}
+            )
+            seq += 1
+    if hosts:
+        conn.execute(rollout_hosts.insert(), hosts)
+    send(conn, rid, {"start": True})
+    return row
+
+
+def get(conn: Connection, rollout_id: str, *, lock: bool = False) -> dict[str, Any]:
+    q = sa.select(rollouts).where(rollouts.c.id == rollout_id)
+    if lock and conn.dialect.name == "postgresql":
+        q = q.with_for_update()
+    row = conn.execute(q).first()
+    if row is None:
+        raise NotFound(f"no rollout with id {rollout_id}")
+    return dict(row._mapping)
+
+
+def update(conn: Connection, rollout_id: str, **values: Any) -> None:
+    conn.execute(
+        rollouts.update()
+        .where(rollouts.c.id == rollout_id)
+        .values(updated_at=time.time(), **values)
+    )
+
+
+def list_(conn: Connection, *, limit: int, offset: int = 0) -> list[dict[str, Any]]:
+    q = (
+        sa.select(rollouts)
+        .order_by(rollouts.c.created_at.desc(), rollouts.c.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    return [dict(r._mapping) for r in conn.execute(q).all()]
+
+
+def hosts(conn: Connection, rollout_id: str, *, batch: int | None = None) -> list[dict[str, Any]]:
+    q = sa.select(rollout_hosts).where(rollout_hosts.c.rollout_id == rollout_id)
+    if batch is not None:
+        q = q.where(rollout_hosts.c.batch == batch)
+    return [dict(r._mapping) for r in conn.execute(q.order_by(rollout_hosts.c.seq)).all()]
+
+
+def counts(conn: Connection, rollout_ids: Iterable[str]) -> dict[str, dict[int, dict[str, int]]]:
+    """Host counts by status, per batch, per rollout."""
+    ids = list(rollout_ids)
+    if not ids:
+        return {}
+    q = (
+        sa.select(
+            rollout_hosts.c.rollout_id,
+            rollout_hosts.c.batch,
+            rollout_hosts.c.status,
+            sa.func.count(),
+        )
+        .where(rollout_hosts.c.rollout_id.in_(ids))
+        .group_by(rollout_hosts.c.rollout_id, rollout_hosts.c.batch, rollout_hosts.c.status)
+    )
+    out: dict[str, dict[int, dict[str, int]]] = {}
+    for rid, batch, status, n in conn.execute(q).all():
+        out.setdefault(rid, {}).setdefault(batch, {})[status] = int(n)
+    return out
+
+
+def next_pending(conn: Connection, rollout_id: str, batch: int, limit: int) -> list[str]:
+    q = (
+        sa.select(rollout_hosts.c.host)
+        .where(
+            rollout_hosts.c.rollout_id == rollout_id,
+            rollout_hosts.c.batch == batch,
+            rollout_hosts.c.status == "pending",
+        )
+        .order_by(rollout_hosts.c.seq)
+        .limit(limit)
+    )
+    return [r.host for r in conn.execute(q).all()]
+
+
+def running(conn: Connection, rollout_id: str) -> list[dict[str, Any]]:
+    q = sa.select(rollout_hosts).where(
+        rollout_hosts.c.rollout_id == rollout_id, rollout_hosts.c.status == "running"
+    )
+    return [dict(r._mapping) for r in conn.execute(q).all()]
+
+
+def set_hosts(conn: Connection, rollout_id: str, changes: list[dict[str, Any]]) -> None:
+    """Update host rows: each change has ``host`` and the columns to set."""
+    for change in changes:
+        values = {k: v for k, v in change.items() if k != "host"}
+        conn.execute(
+            rollout_hosts.update()
+            .where(rollout_hosts.c.rollout_id == rollout_id, rollout_hosts.c.host == change["host"])
+            .values(**values)
+        )
+
+
+def skip_pending(conn: Connection, rollout_id: str) -> int:
+    """Every host never started is ``skipped``."""
+    result = conn.execute(
+        rollout_hosts.update()
+        .where(rollout_hosts.c.rollout_id == rollout_id, rollout_hosts.c.status == "pending")
+        .values(status="skipped", ended_at=time.time())
+    )
+    return int(result.rowcount or 0)
+
+
+# -- events --------------------------------------------------------------------------------
+
+
+def send(conn: Connection, rollout_id: str, event: dict[str, Any], *, delay: float = 0.0) -> None:
+    queue.enqueue(conn, ROLLOUT, rollout_id, event, delay=delay)
+
+
+def notify(conn: Connection, changed: Iterable[dict[str, Any]]) -> None:
+    """Tell rollouts about their hosts' executions ending (called by the
+    executions repository in the transaction of the change)."""
+    for row in changed:
+        ctx = row["context"].get("rollout")
+        if ctx and Status(row["status"]) in FINAL:
+            send(
+                conn, ctx["id"], {"child": row["id"], **{k: v for k, v in ctx.items() if k != "id"}}
+            )
+
+
+def due(conn: Connection, limit: int) -> list[str]:
+    return queue.due_refs(conn, ROLLOUT, limit)
+
+
+def take_events(conn: Connection, rollout_id: str) -> list[dict[str, Any]]:
+    return queue.take_ref(conn, ROLLOUT, rollout_id)
