@@ -140,7 +140,9 @@ async def start_system(settings: Settings, *, register_packs: bool = True) -> Sy
         asyncio.create_task(GarbageCollector(db, settings).run(), name="gc"),
         asyncio.create_task(RulesEngine(db, bus, keyring).run(), name="rules"),
         asyncio.create_task(WorkflowEngine(db, bus, keyring).run(), name="workflows"),
-        asyncio.create_task(RolloutController(db, bus, keyring).run(), name="rollouts"),
+        asyncio.create_task(
+            RolloutController(db, bus, keyring, system.inventory).run(), name="rollouts"
+        ),
         asyncio.create_task(SensorContainer(system).run(), name="sensors"),
     ]
     system.ready = True

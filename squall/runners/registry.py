@@ -33,6 +33,7 @@ RUNNER_SPECS: dict[str, str] = {
     "remote-shell-cmd": "squall.runners.remote:RemoteShellCommandRunner",
     "remote-shell-script": "squall.runners.remote:RemoteShellScriptRunner",
     "remote-reboot": "squall.runners.remote:RemoteRebootRunner",
+    "rollout": "squall.runners.rollout:RolloutRunner",
 }
 
 _instances: dict[str, Runner] = {}

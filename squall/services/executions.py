@@ -20,9 +20,11 @@ from squall.services import definitions, events
 from squall.store import content, queue
 from squall.store import executions as exe_store
 from squall.store import kv as kv_store
+from squall.store import rollouts as rollouts_store
 from squall.store import workflows as wf_store
 from squall.store.db import after_commit
 from squall.store.executions import RUN, SCHEDULE
+from squall.store.rollouts import ROLLOUT_RUNNER
 
 
 class StoreKeyLookup:
@@ -207,6 +209,11 @@ def cancel(conn: Connection, execution_id: str, user: str | None) -> dict[str, A
     if row["runner_type"] in wf_store.WORKFLOW_RUNNERS:
         # The engine cancels the children, then the workflow.
         wf_store.send(conn, execution_id, {"control": Status.CANCELING.value, "user": user})
+    elif row["runner_type"] == ROLLOUT_RUNNER:
+        # Its rollout is aborted; the execution ends with the rollout.
+        rollout_id = (row["context"] or {}).get("rollout_id")
+        if rollout_id:
+            rollouts_store.send(conn, rollout_id, {"control": "abort", "user": user})
     else:
         after_commit(conn, "cancel", execution_id)
     return new

@@ -23,6 +23,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -30,12 +31,13 @@ from sqlalchemy.engine import Connection
 
 from squall.core import rollouts as core
 from squall.core import targeting
-from squall.core.executions import Status
+from squall.core.executions import FINAL, Status
 from squall.core.inventory import Inventory
 from squall.core.timestamps import iso
 from squall.core.workflow import Problem
 from squall.crypto import KeyRing
 from squall.errors import Conflict, InvalidInput, NotFound, SquallError, StoreUnavailable
+from squall.services import events
 from squall.services import executions as exe_service
 from squall.services.bus import Bus, wait_for_wake
 from squall.services.scheduler import until
@@ -309,8 +311,9 @@ def list_view(conn: Connection, *, limit: int, offset: int = 0) -> list[dict[str
 
 
 class RolloutController:
-    def __init__(self, db: Any, bus: Bus, keyring: KeyRing) -> None:
+    def __init__(self, db: Any, bus: Bus, keyring: KeyRing, inventory: Any = None) -> None:
         self.db, self.bus, self.keyring = db, bus, keyring
+        self.inventory = inventory  # squall.services.inventory.InventoryService
 
     async def run(self) -> None:
         wake = self.bus.waker(ROLLOUT)
@@ -346,6 +349,9 @@ class RolloutController:
         events = store.take_events(conn, rollout_id)
         if not events:
             return
+        if any("execution" in e for e in events):
+            self._start_execution(conn, rollout_id)
+            return
         try:
             row = store.get(conn, rollout_id, lock=True)
         except NotFound:
@@ -357,6 +363,72 @@ class RolloutController:
             r.apply(event)
         r.drive()
         r.save()
+
+    def _start_execution(self, conn: Connection, execution_id: str) -> None:
+        """A ``core.rollout`` execution: plan and start its rollout, or fail it."""
+        try:
+            row = exe_store.get(conn, execution_id)
+        except NotFound:
+            return
+        if row["status"] != Status.SCHEDULED:
+            return  # canceled before it started
+        params = row["parameters"]
+        try:
+            data, source = _spec_of(row["action"], params)
+            inventory = self.inventory.get() if self.inventory is not None else Inventory()
+            inventory = inventory.with_facts(host_store.facts(conn, list(inventory.hosts)))
+            rollout = start(
+                conn, data, inventory, user=row["user"], source=source, execution_id=row["id"]
+            )
+        except SquallError as exc:
+            result: dict[str, Any] = {"error": exc.message}
+            if isinstance(exc, core.RolloutSpecInvalid):
+                result["problems"] = [{"path": p.path, "message": p.message} for p in exc.problems]
+            events.executions_finished(
+                conn, [exe_store.set_status(conn, row, Status.FAILED, result=result)]
+            )
+            return
+        exe_store.set_status(conn, row, Status.RUNNING, extra_context={"rollout_id": rollout["id"]})
+
+
+def _spec_of(action: dict[str, Any], params: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
+    if isinstance(params.get("spec"), dict):
+        return dict(params["spec"]), "spec"
+    name = params.get("spec_file")
+    if not isinstance(name, str) or not name:
+        raise InvalidInput("core.rollout needs 'spec' (an object) or 'spec_file' (a path)")
+    pack_dir = action.get("pack_path")
+    path = Path(pack_dir or ".") / name
+    if pack_dir and not path.resolve().is_relative_to(Path(pack_dir).resolve()):
+        raise InvalidInput(f"spec_file {name} is outside the pack")
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise InvalidInput(f"cannot read the rollout spec {name}: {exc.strerror or exc}") from None
+    return load_spec_text(text, name), name
+
+
+def finish_execution(conn: Connection, rollout_id: str) -> None:
+    """End the ``core.rollout`` execution of a rollout that just ended."""
+    row = store.get(conn, rollout_id)
+    if not row["execution_id"]:
+        return
+    try:
+        execution = exe_store.get(conn, row["execution_id"])
+    except NotFound:
+        return
+    if Status(execution["status"]) in FINAL:
+        return
+    counts = store.counts(conn, [rollout_id]).get(rollout_id, {})
+    report = summary(row, counts)
+    if row["status"] == "succeeded":
+        status = Status.SUCCEEDED
+    elif execution["status"] == Status.CANCELING:
+        status = Status.CANCELED
+    else:
+        status = Status.FAILED
+        report["error"] = row["error"] or f"the rollout ended {row['status']}"
+    events.executions_finished(conn, [exe_store.set_status(conn, execution, status, result=report)])
 
 
 def _pending(conn: Connection, limit: int) -> tuple[list[str], float | None]:
@@ -380,6 +452,7 @@ def _fail_broken(conn: Connection, rollout_id: str, error: str) -> None:
         ended_at=time.time(),
     )
     store.skip_pending(conn, rollout_id)
+    finish_execution(conn, rollout_id)
 
 
 class _Rollout:
@@ -407,6 +480,8 @@ class _Rollout:
         store.set_hosts(self.conn, self.id, self.host_changes)
         if self.changes:
             store.update(self.conn, self.id, **self.changes)
+        if self["status"] in FINAL_ROLLOUT and self.row["execution_id"]:
+            finish_execution(self.conn, self.id)
         after_commit(
             self.conn,
             "event",

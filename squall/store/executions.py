@@ -87,14 +87,18 @@ def create_many(conn: Connection, rows: list[dict[str, Any]]) -> None:
 
 
 def dispatch(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    """Hand scheduled executions to whoever runs them: runner workers, or the
-    workflow engine for workflows (which run no process of their own)."""
-    flows = [r["id"] for r in rows if r["runner_type"] in workflows.WORKFLOW_RUNNERS]
-    for execution_id in flows:
-        workflows.send(conn, execution_id, {"start": True})
-    queue.enqueue_many(
-        conn, RUN, [r["id"] for r in rows if r["runner_type"] not in workflows.WORKFLOW_RUNNERS]
-    )
+    """Hand scheduled executions to whoever runs them: runner workers, the
+    workflow engine for workflows, the rollout controller for rollouts
+    (neither runs a process of its own)."""
+    run = []
+    for r in rows:
+        if r["runner_type"] in workflows.WORKFLOW_RUNNERS:
+            workflows.send(conn, r["id"], {"start": True})
+        elif r["runner_type"] == rollouts.ROLLOUT_RUNNER:
+            rollouts.send(conn, r["id"], {"execution": r["id"]})
+        else:
+            run.append(r["id"])
+    queue.enqueue_many(conn, RUN, run)
 
 
 def new_row(

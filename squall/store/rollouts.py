@@ -16,6 +16,7 @@ from squall.store.ids import new_id
 from squall.store.tables import rollout_hosts, rollouts
 
 ROLLOUT = "rollout"  # the queue topic of the controller's events
+ROLLOUT_RUNNER = "rollout"  # core.rollout's runner type
 FINAL_ROLLOUT = frozenset({"succeeded", "failed", "aborted", "rolled_back"})
 
 

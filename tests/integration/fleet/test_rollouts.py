@@ -287,3 +287,41 @@ def test_a_crash_mid_rollout_resumes_where_it_was(fleet: Fleet, tmp_path: Path) 
         srv.stop()
     # Every host changed exactly once: the ones in flight were re-attached.
     assert [runs(fleet, tag, a) for a in fleet.addresses[:HOSTS]] == [1] * HOSTS
+
+
+def test_core_rollout_runs_a_rollout_as_an_action(api: httpx.Client, server: Server) -> None:
+    body = spec("as-action", "true", batches=[6])
+    r = api.post(
+        "/api/v1/executions", json={"action": "core.rollout", "parameters": {"spec": body}}
+    )
+    assert r.status_code == 201, r.text
+    done = server.wait_final(api, r.json()["id"], timeout=60)
+    assert done["status"] == "succeeded", done
+    report = done["result"]
+    assert report["status"] == "succeeded" and report["counts"] == {
+        "succeeded": HOSTS,
+        "total": HOSTS,
+    }
+    assert api.get(f"/api/v1/rollouts/{report['id']}").json()["status"] == "succeeded"
+
+    bad = {**body, "batches": ["150%"]}
+    r = api.post("/api/v1/executions", json={"action": "core.rollout", "parameters": {"spec": bad}})
+    failed = server.wait_final(api, r.json()["id"], timeout=30)
+    assert failed["status"] == "failed"
+    assert failed["result"]["problems"][0]["path"] == "batches[0]"
+
+    held = spec("cancel-me", "true", gates=[{"after": 0, "hold": True}])
+    r = api.post(
+        "/api/v1/executions", json={"action": "core.rollout", "parameters": {"spec": held}}
+    )
+    eid = r.json()["id"]
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        rollout_id = api.get(f"/api/v1/executions/{eid}").json()["context"].get("rollout_id")
+        if rollout_id and api.get(f"/api/v1/rollouts/{rollout_id}").json()["status"] == "paused":
+            break
+        time.sleep(0.2)
+    assert api.delete(f"/api/v1/executions/{eid}").status_code == 200
+    canceled = server.wait_final(api, eid, timeout=30)
+    assert canceled["status"] == "canceled"
+    assert api.get(f"/api/v1/rollouts/{rollout_id}").json()["status"] == "aborted"
