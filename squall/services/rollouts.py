@@ -482,14 +482,21 @@ class _Rollout:
             store.update(self.conn, self.id, **self.changes)
         if self["status"] in FINAL_ROLLOUT and self.row["execution_id"]:
             finish_execution(self.conn, self.id)
-        after_commit(
-            self.conn,
-            "event",
-            (
-                "squall.rollout__update",
-                {"id": self.id, "status": self["status"], "batch": self["batch"]},
-            ),
-        )
+        # Watchers (the stream, the UI) get the rollout's counts after every step.
+        per_batch = store.counts(self.conn, [self.id]).get(self.id, {})
+        counts: dict[str, int] = {}
+        for statuses in per_batch.values():
+            for status, n in statuses.items():
+                counts[status] = counts.get(status, 0) + n
+        event = {
+            "id": self.id,
+            "name": self.row["name"],
+            "status": self["status"],
+            "batch": self["batch"],
+            "counts": _counts(counts),
+            "error": self["error"],
+        }
+        after_commit(self.conn, "event", ("squall.rollout__update", event))
 
     # -- events ----------------------------------------------------------------------------
 
