@@ -705,7 +705,17 @@ class RemoteRebootRunner(_RemoteRunner):
             how = "-S -p ''" if sudo_password else "-n"
             command = f"sudo {how} -- sh -c {shlex.quote(command)}"
         # Detached, so that the command's own connection dropping is no error.
-        detached = f"nohup sh -c {shlex.quote('sleep 1; ' + command)} >/dev/null 2>&1 </dev/null &"
+        inner = shlex.quote("sleep 1; " + command)
+        if sudo_password and params.get("sudo"):
+            # sudo -S reads the password on its stdin: the detached command gets
+            # it through a pipe from the shell's read builtin (never on a
+            # command line), not the session's stdin, which it does not keep.
+            detached = (
+                'IFS= read -r squall_pw; printf "%s\\n" "$squall_pw" | '
+                f"nohup sh -c {inner} >/dev/null 2>&1 &"
+            )
+        else:
+            detached = f"nohup sh -c {inner} >/dev/null 2>&1 </dev/null &"
         started = time.monotonic()
         stdin = f"{sudo_password}\n" if sudo_password else None
         reboot = await conn.run(f"{detached} exit 0", input=stdin, check=False)

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import re
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -88,11 +90,9 @@ def _not_yet(spec: core.RolloutSpec) -> list[Problem]:
                 Problem(f"gates[{gate.index}].{gate.kind}", "not supported by this version yet")
             )
     for name in ("preflight", "health"):
-        if getattr(spec.checks, name, None) is not None:
-            problems.append(Problem(f"checks.{name}", "not supported by this version yet"))
-    for name in ("pre_host", "post_host", "pre_batch", "post_batch", "on_success", "on_failure"):
-        if getattr(spec.hooks, name, None) is not None:
-            problems.append(Problem(f"hooks.{name}", "not supported by this version yet"))
+        check = getattr(spec.checks, name, None)
+        if check is not None and check.tcp is not None:
+            problems.append(Problem(f"checks.{name}.tcp", "not supported by this version yet"))
     if spec.rollback is not None:
         problems.append(Problem("rollback", "not supported by this version yet"))
     if spec.mode == "window":
@@ -221,6 +221,7 @@ def view(conn: Connection, rollout_id: str, inventory: Inventory | None = None) 
             {
                 "name": h["host"],
                 "status": h["status"],
+                "phase": h["phase"],
                 "execution": h["execution_id"],
                 "error": h["error"],
                 "started_at": _time(h["started_at"]),
@@ -358,7 +359,8 @@ class RolloutController:
             return
         if row["status"] in FINAL_ROLLOUT:
             return
-        r = _Rollout(conn, row, self.keyring)
+        inventory = self.inventory.get() if self.inventory is not None else None
+        r = _Rollout(conn, row, self.keyring, inventory)
         for event in events:
             r.apply(event)
         r.drive()
@@ -458,14 +460,23 @@ def _fail_broken(conn: Connection, rollout_id: str, error: str) -> None:
 class _Rollout:
     """One step's view of a rollout: apply events, then decide what comes next."""
 
-    def __init__(self, conn: Connection, row: dict[str, Any], keyring: KeyRing) -> None:
+    def __init__(
+        self,
+        conn: Connection,
+        row: dict[str, Any],
+        keyring: KeyRing,
+        inventory: Inventory | None = None,
+    ) -> None:
         self.conn, self.row, self.keyring = conn, row, keyring
         self.id = row["id"]
         self.plan = row["plan"]
         self.budget = self.plan.get("budget") or {}
         self.counting = set(self.budget.get("count_as_failure") or core.FAILURE_STATUSES)
+        self.spec = core.parse_spec(row["spec"], row["name"])
+        self.inventory = inventory
         self.changes: dict[str, Any] = {}
         self.host_changes: list[dict[str, Any]] = []
+        self.hosts_now: dict[str, dict[str, Any]] = {}  # this step's view of changed hosts
         self.now = time.time()
 
     # -- state ---------------------------------------------------------------------------
@@ -508,6 +519,8 @@ class _Rollout:
             self._child(event)
         elif event.get("control"):
             self._control(event)
+        elif event.get("refused") and event.get("host"):
+            self._phase_done(event["host"], event.get("phase") or "action", None)
         elif event.get("wake"):
             gate = self["gate"] or {}
             if gate.get("kind") == "pause" and self.now >= gate.get("until", 0) - 0.01:
@@ -536,13 +549,12 @@ class _Rollout:
         if "gate" in event:
             self._approval_answered(child, event)
             return
-        host = event.get("host")
-        if not host:
+        if "hook" in event:
+            self._hook_done(child, event)
             return
-        status, error = _host_outcome(self.conn, child, host)
-        self.host_changes.append(
-            {"host": host, "status": status, "error": error, "ended_at": self.now}
-        )
+        host = event.get("host")
+        if host:
+            self._phase_done(host, event.get("phase") or "action", child)
 
     def _approval_answered(self, child: dict[str, Any], event: dict[str, Any]) -> None:
         gate = self["gate"] or {}
@@ -574,23 +586,38 @@ class _Rollout:
 
     def _pass_gate(self) -> None:
         gate = self["gate"] or {}
-        self.set(gate={"after_batch": gate.get("after_batch"), "index": gate.get("index", 0) + 1})
+        self._gate(after_batch=gate.get("after_batch"), index=gate.get("index", 0) + 1)
         if self["status"] == "paused" and gate.get("kind") == "hold":
             self.set(status="running")
 
     def _counts(self) -> dict[int, dict[str, int]]:
-        counts = store.counts(self.conn, [self.id]).get(self.id, {})
-        # The host changes of this step are not written yet: count them in.
-        if self.host_changes:
-            rows = {h["host"]: h for h in store.running(self.conn, self.id)}
-            for change in self.host_changes:
-                old = rows.get(change["host"])
-                if old is None:
-                    continue
-                batch = counts.setdefault(old["batch"], {})
-                batch["running"] = batch.get("running", 0) - 1
-                batch[change["status"]] = batch.get(change["status"], 0) + 1
-        return counts
+        # This step's host changes first, so that the counts are the truth.
+        store.set_hosts(self.conn, self.id, self.host_changes)
+        self.host_changes = []
+        return store.counts(self.conn, [self.id]).get(self.id, {})
+
+    def _gate(self, **values: Any) -> None:
+        """Set the gate state, keeping the record of the batch hooks already run."""
+        done = (self["gate"] or {}).get("hooks") or []
+        self.set(gate={"hooks": done, **values})
+
+    def _finalize(self, status: str) -> None:
+        self.set(status=status, ended_at=self.now, gate=None)
+        self._run_hook("on_success" if status == "succeeded" else "on_failure", wait=False)
+
+    def _batch_hook(self, name: str, index: int) -> bool:
+        """Run a pre_batch/post_batch hook once per batch; False while it runs."""
+        if getattr(self.spec.hooks, name) is None:
+            return True
+        gate = self["gate"] or {}
+        if f"{name}:{index}" in (gate.get("hooks") or []):
+            return True
+        if gate.get("kind") == name:
+            return False  # running
+        execution = self._run_hook(name, wait=True)
+        if execution is not None:
+            self._gate(kind=name, execution=execution, batch=index)
+        return False
 
     def drive(self) -> None:
         if self["status"] not in ("running", "paused"):
@@ -601,10 +628,8 @@ class _Rollout:
             self._check_budget(counts)
         if self["ending"]:
             if running == 0:
-                store.set_hosts(self.conn, self.id, self.host_changes)
-                self.host_changes = []
                 store.skip_pending(self.conn, self.id)
-                self.set(status=self["ending"], ended_at=self.now, gate=None)
+                self._finalize(self["ending"])
             return
         if self["status"] == "paused":
             return
@@ -612,6 +637,9 @@ class _Rollout:
             index = self["batch"]
             batch = counts.get(index, {})
             pending, in_flight = batch.get("pending", 0), batch.get("running", 0)
+            fresh = pending and not in_flight and sum(batch.values()) == pending
+            if fresh and not self._batch_hook("pre_batch", index):
+                return
             if pending:
                 concurrency = (self.plan.get("concurrency") or [])[index : index + 1]
                 limit = concurrency[0] if concurrency else pending
@@ -621,10 +649,10 @@ class _Rollout:
                 return
             if in_flight:
                 return
-            if not self._gates_passed(index):
+            if not self._batch_hook("post_batch", index) or not self._gates_passed(index):
                 return
             if index + 1 >= len(counts) or index + 1 not in counts:
-                self.set(status="succeeded", ended_at=self.now, gate=None)
+                self._finalize("succeeded")
                 return
             self.set(batch=index + 1, gate=None)
 
@@ -661,15 +689,16 @@ class _Rollout:
             if kind == "pause":
                 waiting["until"] = self.now + float(gate["seconds"])
                 store.send(self.conn, self.id, {"wake": True}, delay=float(gate["seconds"]))
-                self.set(gate=waiting)
+                self._gate(**waiting)
                 return False
             if kind == "hold":
-                self.set(gate=waiting, status="paused")
+                self._gate(**waiting)
+                self.set(status="paused")
                 return False
             if kind == "approval":
                 inquiry = self._ask(index, k, gate)
                 waiting.update(inquiry=inquiry, on_timeout=gate.get("on_timeout", "abort"))
-                self.set(gate=waiting)
+                self._gate(**waiting)
                 return False
             k += 1
         return True
@@ -695,52 +724,215 @@ class _Rollout:
         )
         return str(row["id"])
 
+    # -- a host's phases: preflight, pre_host, action, health, post_host --------------
+
     def _start_hosts(self, index: int, room: int) -> None:
-        spec = self.row["spec"]
-        action = spec["action"]
-        host_parameter = spec.get("host_parameter") or "host"
-        base = dict(spec.get("parameters") or {})
         for host in store.next_pending(self.conn, self.id, index, room):
-            context = {"rollout": {"id": self.id, "host": host}}
-            try:
-                row = exe_service.request(
-                    self.conn,
-                    action_ref=action,
-                    parameters={**base, host_parameter: host},
-                    user=self.row["user"],
-                    keyring=self.keyring,
-                    context=context,
-                    extra_context={
-                        "rollout": {
-                            "id": self.id,
-                            "name": self.row["name"],
-                            "host": host,
-                            "batch": index,
-                        }
-                    },
-                )
-            except SquallError as exc:
-                # This host's parameters are wrong: it fails, the budget decides
-                # in the next step (no execution will send an event for it).
-                self.host_changes.append(
-                    {
-                        "host": host,
-                        "status": "failed",
-                        "error": exc.message,
-                        "started_at": self.now,
-                        "ended_at": self.now,
-                    }
-                )
-                store.send(self.conn, self.id, {"recheck": True})
-                continue
-            self.host_changes.append(
-                {
-                    "host": host,
-                    "status": "running",
-                    "execution_id": row["id"],
-                    "started_at": self.now,
-                }
+            self._host(host, status="running", started_at=self.now, tries=0, passes=0)
+            if self.spec.checks.preflight is not None:
+                self._check(host, "preflight", self.spec.checks.preflight)
+            else:
+                self._after_preflight(host)
+
+    def _host(self, host: str, **values: Any) -> None:
+        self.host_changes.append({"host": host, **values})
+        self.hosts_now.setdefault(host, {}).update(values)
+
+    def _after_preflight(self, host: str) -> None:
+        hook = self.spec.hooks.pre_host
+        if hook is not None:
+            self._launch(host, "pre_host", hook.action, dict(hook.parameters))
+        else:
+            self._launch(host, "action", self.spec.action, dict(self.spec.parameters))
+
+    def _launch(
+        self, host: str, phase: str, action: str, parameters: dict[str, Any], delay: float = 0
+    ) -> None:
+        """Run one phase of a host as an execution; its end comes back as an event."""
+        if phase == "action":
+            parameters = {**parameters, self.spec.host_parameter: host}
+        elif phase in ("preflight", "health") and action == "core.remote":
+            parameters["hosts"] = host
+        # Hooks name the host themselves, through {{ host.name }} / {{ host.address }}.
+        try:
+            row = exe_service.request(
+                self.conn,
+                action_ref=action,
+                parameters=parameters,
+                user=self.row["user"],
+                keyring=self.keyring,
+                context={"rollout": {"id": self.id, "host": host, "phase": phase}},
+                extra_context={
+                    "rollout": {"id": self.id, "name": self.row["name"], "batch": self["batch"]},
+                    "host": self._host_facts(host),
+                },
+                delay=delay,
             )
+        except SquallError as exc:
+            # Nothing will send an event for it: the next step takes it from here.
+            self._host(host, phase=phase, execution_id=None, error=exc.message)
+            store.send(self.conn, self.id, {"host": host, "phase": phase, "refused": exc.message})
+            return
+        self._host(host, phase=phase, execution_id=row["id"])
+
+    def _host_facts(self, host: str) -> dict[str, Any]:
+        found = self.inventory.hosts.get(host) if self.inventory is not None else None
+        if found is None:
+            return {"name": host, "address": host}
+        return {"name": host, "address": found.address, "facts": dict(found.facts)}
+
+    def _check(self, host: str, phase: str, check: core.Check, delay: float = 0) -> None:
+        if check.command is not None:
+            params: dict[str, Any] = {"cmd": check.command, "timeout": max(1, int(check.timeout))}
+            self._launch(host, phase, "core.remote", params, delay)
+        elif check.http is not None:
+            params = {"url": check.http.url, "timeout": max(1, int(check.timeout))}
+            self._launch(host, phase, "core.http", params, delay)
+
+    def _phase_done(self, host: str, phase: str, child: dict[str, Any] | None) -> None:
+        row = self.hosts_now.get(host) or store.host(self.conn, self.id, host) or {}
+        if row.get("status") != "running":
+            return
+        if child is not None and row.get("execution_id") not in (None, child["id"]):
+            return  # an old execution of this host
+        if phase in ("preflight", "health"):
+            check = self.spec.checks.preflight if phase == "preflight" else self.spec.checks.health
+            ok, error = _check_passed(child, check)
+        elif child is not None:
+            status, error = _host_outcome(self.conn, child, host)
+            ok = status == "succeeded"
+        else:
+            status, ok, error = "failed", False, row.get("error")
+        if phase == "preflight":
+            if ok:
+                self._after_preflight(host)
+            elif check is not None and check.on_fail == "exclude":
+                self._finish_host(
+                    host, "skipped", f"excluded: the pre-flight check failed: {error}"
+                )
+            else:
+                self._finish_host(host, "failed", f"the pre-flight check failed: {error}")
+                self._stop("failed", f"the pre-flight check failed on {host}")
+        elif phase == "pre_host":
+            if ok:
+                self._launch(host, "action", self.spec.action, dict(self.spec.parameters))
+            else:
+                self._post(host, "failed", f"the pre_host hook failed: {error}")
+        elif phase == "action":
+            if ok and self.spec.checks.health is not None:
+                self._host(host, tries=1, passes=0)
+                self._check(host, "health", self.spec.checks.health)
+            else:
+                self._post(host, "succeeded" if ok else status, error)
+        elif phase == "health":
+            self._health(host, row, ok, error)
+        elif phase == "post_host":
+            outcome, kept = row.get("outcome") or "failed", row.get("error")
+            if not ok and outcome == "succeeded":
+                outcome, kept = "failed", f"the post_host hook failed: {error}"
+            self._finish_host(host, outcome, kept)
+
+    def _health(self, host: str, row: Mapping[str, Any], ok: bool, error: str | None) -> None:
+        check = self.spec.checks.health
+        assert check is not None
+        tries, passes = int(row.get("tries") or 1), int(row.get("passes") or 0)
+        if ok:
+            passes += 1
+            if passes >= check.successes:
+                self._post(host, "succeeded", None)
+                return
+        else:
+            passes = 0
+            if tries > check.retries:
+                self._post(host, "failed", f"the health check failed {tries} times: {error}")
+                return
+        self._host(host, tries=tries + 1, passes=passes)
+        self._check(host, "health", check, delay=check.interval)
+
+    def _post(self, host: str, outcome: str, error: str | None) -> None:
+        """post_host runs whatever happened to the host (finally)."""
+        hook = self.spec.hooks.post_host
+        if hook is None:
+            self._finish_host(host, outcome, error)
+            return
+        self._host(host, outcome=outcome, error=error)
+        self._launch(host, "post_host", hook.action, dict(hook.parameters))
+
+    def _finish_host(self, host: str, status: str, error: str | None) -> None:
+        self._host(host, status=status, error=error, phase=None, ended_at=self.now)
+
+    # -- rollout-level hooks ---------------------------------------------------------------
+
+    def _run_hook(self, name: str, wait: bool) -> str | None:
+        hook = getattr(self.spec.hooks, name)
+        if hook is None:
+            return None
+        try:
+            row = exe_service.request(
+                self.conn,
+                action_ref=hook.action,
+                parameters=dict(hook.parameters),
+                user=self.row["user"],
+                keyring=self.keyring,
+                context={"rollout": {"id": self.id, "hook": name}} if wait else {},
+                extra_context={
+                    "rollout": {
+                        "id": self.id,
+                        "name": self.row["name"],
+                        "batch": self["batch"],
+                        "status": self["status"],
+                        "error": self["error"],
+                    }
+                },
+            )
+        except SquallError as exc:
+            if wait:
+                self._stop("failed", f"the {name} hook could not start: {exc.message}")
+            else:
+                log.warning("rollout %s: the %s hook could not start: %s", self.id, name, exc)
+            return None
+        return str(row["id"])
+
+    def _hook_done(self, child: dict[str, Any], event: dict[str, Any]) -> None:
+        gate = self["gate"] or {}
+        if gate.get("kind") != event["hook"] or gate.get("execution") != child["id"]:
+            return
+        if child["status"] == Status.SUCCEEDED:
+            done = [*(gate.get("hooks") or []), f"{event['hook']}:{gate.get('batch')}"]
+            self.set(gate={"hooks": done})
+        else:
+            error = (
+                (child.get("result") or {}).get("error")
+                if isinstance(child.get("result"), dict)
+                else None
+            )
+            self._stop("failed", f"the {event['hook']} hook failed: {error or child['status']}")
+
+
+def _check_passed(
+    child: dict[str, Any] | None, check: core.Check | None
+) -> tuple[bool, str | None]:
+    """Whether one run of a check passed, and why not."""
+    if child is None or check is None:
+        return False, "the check could not run"
+    result = child.get("result") if isinstance(child.get("result"), dict) else {}
+    if check.http is not None:
+        code = result.get("status_code")
+        if code != check.http.status:
+            return False, f"HTTP status {code}, expected {check.http.status}"
+        if check.http.body:
+            body = result.get("body")
+            text = body if isinstance(body, str) else json.dumps(body)
+            if not re.search(check.http.body, text or ""):
+                return False, f"the body does not match {check.http.body!r}"
+        return True, None
+    if child["status"] == Status.SUCCEEDED:
+        return True, None
+    for entry in result.values():
+        if isinstance(entry, dict):
+            detail = entry.get("error") or str(entry.get("stderr") or "")[-200:]
+            return False, detail or f"exit code {entry.get('return_code')}"
+    return False, str(result.get("error") or child["status"])
 
 
 def _host_outcome(conn: Connection, child: dict[str, Any], host: str) -> tuple[str, str | None]:

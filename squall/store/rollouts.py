@@ -121,6 +121,15 @@ def counts(conn: Connection, rollout_ids: Iterable[str]) -> dict[str, dict[int, 
     return out
 
 
+def host(conn: Connection, rollout_id: str, name: str) -> dict[str, Any] | None:
+    row = conn.execute(
+        sa.select(rollout_hosts).where(
+            rollout_hosts.c.rollout_id == rollout_id, rollout_hosts.c.host == name
+        )
+    ).first()
+    return dict(row._mapping) if row else None
+
+
 def next_pending(conn: Connection, rollout_id: str, batch: int, limit: int) -> list[str]:
     q = (
         sa.select(rollout_hosts.c.host)

@@ -338,7 +338,12 @@ rollout_hosts = sa.Table(
     sa.Column("seq", sa.Integer, nullable=False),
     # pending, running, succeeded, failed, unreachable, timeout, skipped, rolled_back, canceled
     sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("execution_id", sa.String(32), nullable=True),
+    sa.Column("execution_id", sa.String(32), nullable=True),  # of the current phase
+    # While running: preflight, pre_host, action, health, post_host.
+    sa.Column("phase", sa.String(16), nullable=True),
+    sa.Column("outcome", sa.String(16), nullable=True),  # kept while post_host runs
+    sa.Column("tries", sa.Integer, nullable=False, server_default="0"),  # health check runs
+    sa.Column("passes", sa.Integer, nullable=False, server_default="0"),  # in a row
     sa.Column("error", sa.Text, nullable=True),
     sa.Column("started_at", Ts, nullable=True),
     sa.Column("ended_at", Ts, nullable=True),

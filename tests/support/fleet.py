@@ -342,6 +342,13 @@ class Fleet:
         spool = shlex.quote(str(self.dir / "reboot-requests"))
         return f'set -- $SSH_CONNECTION; : > {spool}/"$3"'
 
+    def reboot_command_for(self, address: str) -> str:
+        """:attr:`reboot_command` for one address, written out: for where
+        ``$SSH_CONNECTION`` is not set, e.g. under sudo (which resets the
+        environment)."""
+        spool = shlex.quote(str(self.dir / "reboot-requests"))
+        return f": > {spool}/{shlex.quote(address)}"
+
     # -- lifecycle -------------------------------------------------------------------
 
     def __enter__(self) -> Fleet:

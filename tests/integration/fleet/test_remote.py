@@ -269,6 +269,30 @@ def test_reboot_and_wait(api: httpx.Client, server: Server, fleet: Fleet) -> Non
     assert "did not come back rebooted" in same["result"]["rebooter"]["error"]
 
 
+def test_reboot_through_sudo_with_a_password(
+    api: httpx.Client, server: Server, fleet: Fleet
+) -> None:
+    if fleet.sudo_password is None:
+        pytest.skip("sudo needs the fleet to run as root")
+    before = fleet.boot_id(REBOOTABLE)
+    done = run(
+        api,
+        server,
+        "core.reboot",
+        hosts="rebooter",
+        sudo=True,
+        sudo_password=fleet.sudo_password,
+        # Only root reboots; sudo resets the environment ($SSH_CONNECTION).
+        reboot_command='test "$(id -u)" = 0 && ' + fleet.reboot_command_for(REBOOTABLE),
+        boot_id_command=fleet.boot_id_command,
+        poll_interval=0.5,
+        timeout=30,
+    )
+    assert done["status"] == "succeeded", done
+    assert fleet.boot_id(REBOOTABLE) != before
+    assert done["parameters"]["sudo_password"] == "********"
+
+
 def _cli(server: Server, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "SQUALL_API_URL": server.url, "SQUALL_API_KEY": API_KEY}
     return subprocess.run(

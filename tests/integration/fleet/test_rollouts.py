@@ -325,3 +325,71 @@ def test_core_rollout_runs_a_rollout_as_an_action(api: httpx.Client, server: Ser
     canceled = server.wait_final(api, eid, timeout=30)
     assert canceled["status"] == "canceled"
     assert api.get(f"/api/v1/rollouts/{rollout_id}").json()["status"] == "aborted"
+
+
+def _marks(fleet: Fleet, tag: str, address: str) -> list[str]:
+    path = Path(os.path.expanduser(f"~{fleet.user}")) / f".rollout-{RUN}-{tag}-{address}"
+    return path.read_text().split() if path.exists() else []
+
+
+def _mark(tag: str, what: str) -> str:
+    return f'set -- $SSH_CONNECTION; echo {what} >> ~/.rollout-{RUN}-{tag}-"$3"'
+
+
+def test_hooks_wrap_every_host_and_post_host_runs_even_on_failure(
+    api: httpx.Client, fleet: Fleet
+) -> None:
+    tag, fail_at = "hooks", fleet.addresses[2]  # r03, in the second batch
+    hook = {"action": "core.remote", "parameters": {"hosts": "{{ host.name }}"}}
+    body = spec(
+        tag,
+        _mark(tag, "change") + f'; [ "$3" = {fail_at} ] && exit 3; true',
+        concurrency=1,
+        stop_on_first_failure=True,
+        hooks={
+            "pre_host": {**hook, "parameters": {**hook["parameters"], "cmd": _mark(tag, "drain")}},
+            "post_host": {
+                **hook,
+                "parameters": {**hook["parameters"], "cmd": _mark(tag, "undrain")},
+            },
+        },
+        checks={
+            "health": {
+                "command": f"test -s ~/.rollout-{RUN}-{tag}-$(set -- $SSH_CONNECTION; echo $3)",
+                "retries": 1,
+                "interval": "1s",
+            }
+        },
+    )
+    view = wait(api, start(api, body))
+    assert view["status"] == "failed", view
+    order = [h["name"] for b in view["batches"] for h in b["hosts"]]
+    failed_at = order.index("r03")
+    for i, name in enumerate(order):
+        marks = _marks(fleet, tag, fleet.addresses[int(name[1:]) - 1])
+        if i <= failed_at:
+            # drained, changed, and back in the pool even when the change failed
+            assert marks == ["drain", "change", "undrain"], (name, marks)
+        else:
+            assert marks == [], name
+    assert statuses(view)["r03"] == "failed"
+
+
+def test_preflight_can_exclude_unhealthy_hosts(api: httpx.Client, fleet: Fleet) -> None:
+    sick = fleet.addresses[5]  # r06
+    body = spec(
+        "preflight",
+        "true",
+        batches=[6],
+        checks={
+            "preflight": {
+                "command": f'set -- $SSH_CONNECTION; [ "$3" != {sick} ]',
+                "on_fail": "exclude",
+            }
+        },
+    )
+    view = wait(api, start(api, body))
+    assert view["status"] == "succeeded", view
+    hosts = {h["name"]: h for b in view["batches"] for h in b["hosts"]}
+    assert hosts["r06"]["status"] == "skipped" and "excluded" in hosts["r06"]["error"]
+    assert view["counts"] == {"succeeded": HOSTS - 1, "skipped": 1, "total": HOSTS}

@@ -724,6 +724,9 @@ def test_examples_pack_loads_without_errors(tmp_path: Path) -> None:
         "remediate_host": "orquesta",
         "ci_pipeline": "action-chain",
         "release": "orquesta",
+        "lb_member": "local-shell-script",
+        "patch_host": "orquesta",
+        "deploy_app": "remote-shell-script",
     }
     for action in pack.actions:
         assert Path(action["entry_point_path"]).is_file()
