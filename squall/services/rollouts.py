@@ -229,6 +229,15 @@ def view(conn: Connection, rollout_id: str, inventory: Inventory | None = None) 
             }
         )
     batch_views = []
+    durations = [
+        h["ended_at"] - h["started_at"]
+        for h in hosts
+        if h["started_at"] and h["ended_at"] and h["status"] not in ("skipped", "pending")
+    ]
+    failures: dict[str, list[str]] = {}
+    for h in hosts:
+        if h["status"] in counting or h["status"] == "canceled":
+            failures.setdefault(h["error"] or h["status"], []).append(h["host"])
     for index in sorted(batches):
         counts = per_batch.get(index, {})
         waiting = counts.get("pending", 0) + counts.get("running", 0)
@@ -277,12 +286,29 @@ def view(conn: Connection, rollout_id: str, inventory: Inventory | None = None) 
         "user": row["user"],
         "execution": row["execution_id"],
         "batches": batch_views,
+        "durations": _duration_stats(durations),
+        "failures": [
+            {"error": error, "count": len(names), "hosts": names}
+            for error, names in sorted(failures.items(), key=lambda kv: -len(kv[1]))
+        ],
         "new_hosts": new_hosts,
         "estimated_seconds": plan.get("estimated_seconds"),
         "created_at": _time(row["created_at"]),
         "started_at": _time(row["started_at"]),
         "ended_at": _time(row["ended_at"]),
     }
+
+
+def _duration_stats(seconds: list[float]) -> dict[str, float] | None:
+    """Per-host durations: median, 95th percentile and maximum, in seconds."""
+    if not seconds:
+        return None
+    ordered = sorted(seconds)
+
+    def at(q: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3)
+
+    return {"count": len(ordered), "median": at(0.5), "p95": at(0.95), "max": at(1.0)}
 
 
 def summary(row: dict[str, Any], counts: Mapping[int, Mapping[str, int]]) -> dict[str, Any]:

@@ -175,6 +175,9 @@ def test_a_failure_stops_the_rollout_before_any_later_host(api: httpx.Client, fl
         address = fleet.addresses[int(name[1:]) - 1]
         assert runs(fleet, "stop", address) == (1 if i <= failed_at else 0), name
     assert view["budget"] == {"max_failures": 0, "failures": 1, "on_breach": "finish"}
+    assert view["failures"] == [{"error": "exit code 3", "count": 1, "hosts": ["r05"]}]
+    stats = view["durations"]
+    assert stats["count"] == failed_at + 1 and 0 < stats["median"] <= stats["p95"] <= stats["max"]
 
 
 def test_hold_gate_waits_for_resume_and_abort_skips_the_rest(api: httpx.Client) -> None:
