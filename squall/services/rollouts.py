@@ -789,7 +789,12 @@ class _Rollout:
                 keyring=self.keyring,
                 context={"rollout": {"id": self.id, "host": host, "phase": phase}},
                 extra_context={
-                    "rollout": {"id": self.id, "name": self.row["name"], "batch": self["batch"]},
+                    "rollout": {
+                        "id": self.id,
+                        "name": self.row["name"],
+                        "batch": self["batch"],
+                        "host": host,
+                    },
                     "host": self._host_facts(host),
                 },
                 delay=delay,

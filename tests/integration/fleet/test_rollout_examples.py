@@ -120,7 +120,7 @@ def run_rollout(api: httpx.Client, spec: dict[str, Any], timeout: float = 40) ->
     rollout_id = r.json()["id"]
     deadline = time.monotonic() + timeout
     while True:
-        view = api.get(f"/api/v1/rollouts/{rollout_id}").json()
+        view: dict[str, Any] = api.get(f"/api/v1/rollouts/{rollout_id}").json()
         if view["status"] in FINAL:
             return view
         if time.monotonic() > deadline:
@@ -155,16 +155,18 @@ def workflow_tasks(api: httpx.Client, execution_id: str) -> list[dict[str, Any]]
     return tasks
 
 
-def patch_parameters(fleet: Fleet, work: Path, pool: str) -> dict[str, Any]:
-    """Stand-ins for patch_host's commands: the "package" is a file per host
-    (version-HOST), the patch writes the new version and notes the package
-    in patched-HOST, only REBOOTED needs a reboot, and its first health
-    check fails, so that the retry passes."""
+def patch_spec(fleet: Fleet, work: Path, pool: str) -> dict[str, Any]:
+    """patch-openssl.yaml with stand-ins for patch_host's commands: the
+    "package" is a file per host (version-HOST), the patch writes the new
+    version and notes the package in patched-HOST, only REBOOTED needs a
+    reboot, and its first health check fails, so that the retry passes."""
     w = str(work)
     host = "{{ host }}"
     params: dict[str, Any] = {
         "lb_pool": pool,
-        "version_command": f"cat {w}/version-{host} 2>/dev/null || echo 3.0.11-1",
+        "version_command": (
+            f"if [ -e {w}/version-{host} ]; then cat {w}/version-{host}; else echo 3.0.11-1; fi"
+        ),
         "patch_command": (
             f'umask 022 && echo "$PACKAGE" >> {w}/patched-{host} && '
             f"echo 3.0.15-1 > {w}/version-{host}"
@@ -182,17 +184,17 @@ def patch_parameters(fleet: Fleet, work: Path, pool: str) -> dict[str, Any]:
         "health_retries": 2,
         "health_delay": 1,
     }
+    spec = spec_of("patch-openssl.yaml")
+    spec["parameters"].update(params)
     if fleet.sudo_password is None:  # not root: no sudo on the fleet
-        params["sudo"] = False
-    return params
+        spec["parameters"]["sudo"] = False
+        del spec["parameters"]["sudo_password"]
+    spec["gates"][0]["pause"] = "0.5s"
+    return spec
 
 
 def test_patch_openssl(api: httpx.Client, fleet: Fleet, work: Path, pool: str) -> None:
-    spec = spec_of("patch-openssl.yaml")
-    spec["parameters"].update(patch_parameters(fleet, work, pool))
-    if fleet.sudo_password is None:
-        del spec["parameters"]["sudo_password"]
-    spec["gates"][0]["pause"] = "0.5s"
+    spec = patch_spec(fleet, work, pool)
     boot_before = fleet.boot_id(REBOOTABLE)
 
     view = run_rollout(api, spec)
@@ -234,11 +236,8 @@ def test_patch_openssl(api: httpx.Client, fleet: Fleet, work: Path, pool: str) -
 def test_patch_failure_puts_the_host_back_and_stops(
     api: httpx.Client, fleet: Fleet, work: Path, pool: str
 ) -> None:
-    spec = spec_of("patch-openssl.yaml")
+    spec = patch_spec(fleet, work, pool)
     spec["target"] = "db-1,db-2,db-3"
-    spec["parameters"].update(patch_parameters(fleet, work, pool))
-    if fleet.sudo_password is None:
-        del spec["parameters"]["sudo_password"]
     spec["parameters"]["patch_command"] = "echo 'E: Unable to locate package' >&2; exit 100"
 
     view = run_rollout(api, spec)
