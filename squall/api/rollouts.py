@@ -83,7 +83,12 @@ async def list_rollouts(
 
 
 @router.get("/{rollout_id}")
-async def get_rollout(request: Request, rollout_id: str) -> JSON:
+async def get_rollout(request: Request, rollout_id: str, hosts: bool = True) -> JSON:
+    """The rollout; ``hosts=false`` leaves out the per-host lists (cheap to poll)."""
+    if not hosts:
+        return JSON(
+            await system(request).db.read(lambda conn: svc.view(conn, rollout_id, with_hosts=False))
+        )
     inventory = await inventory_api.current(request)
     return JSON(await system(request).db.read(svc.view, rollout_id, inventory))
 

@@ -88,6 +88,35 @@ class SshFailure(Exception):
         self.message = message
 
 
+# Parsed known_hosts files, by path, while their (mtime, size) stay the same:
+# a rollout runs one execution per host, and parsing a 10,000-line file for
+# each of them would make the fleet's size count twice.
+_known_cache: dict[str, tuple[tuple[int, int], Any]] = {}
+
+
+def _read_known_hosts(path: Path) -> Any:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return asyncssh.import_known_hosts("")
+    except OSError as exc:
+        raise SshFailure("host_key", f"cannot read known_hosts {path}: {exc}") from exc
+    stamp = (st.st_mtime_ns, st.st_size)
+    with _known_hosts_lock:
+        cached = _known_cache.get(str(path))
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+    try:
+        known = asyncssh.read_known_hosts(str(path))
+    except FileNotFoundError:
+        return asyncssh.import_known_hosts("")
+    except (OSError, ValueError) as exc:
+        raise SshFailure("host_key", f"cannot read known_hosts {path}: {exc}") from exc
+    with _known_hosts_lock:
+        _known_cache[str(path)] = (stamp, known)
+    return known
+
+
 class _TofuClient(asyncssh.SSHClient):
     """Trust-on-first-use: accept and record the key of a host known_hosts
     has no entry for. Called by asyncssh only for keys it did not trust."""
@@ -124,13 +153,7 @@ class Connector:
             return None
         if not self._known_loaded:
             self._known_loaded = True
-            path = self.options.known_hosts_path
-            try:
-                self._known = asyncssh.read_known_hosts(str(path))
-            except FileNotFoundError:
-                self._known = asyncssh.import_known_hosts("")
-            except (OSError, ValueError) as exc:
-                raise SshFailure("host_key", f"cannot read known_hosts {path}: {exc}") from exc
+            self._known = _read_known_hosts(self.options.known_hosts_path)
         return self._known
 
     def has_entry(self, ep: Endpoint) -> bool:

@@ -204,10 +204,18 @@ def _counts(by_status: Mapping[str, int]) -> dict[str, int]:
     return out
 
 
-def view(conn: Connection, rollout_id: str, inventory: Inventory | None = None) -> dict[str, Any]:
+def view(
+    conn: Connection,
+    rollout_id: str,
+    inventory: Inventory | None = None,
+    *,
+    with_hosts: bool = True,
+) -> dict[str, Any]:
+    """The rollout as the API shows it; ``with_hosts=False`` leaves out the
+    per-host lists (and what is computed from them), for cheap polling."""
     row = store.get(conn, rollout_id)
     per_batch = store.counts(conn, [rollout_id]).get(rollout_id, {})
-    hosts = store.hosts(conn, rollout_id)
+    hosts = store.hosts(conn, rollout_id) if with_hosts else []
     plan = row["plan"]
     budget = plan.get("budget") or {}
     counting = set(budget.get("count_as_failure") or core.FAILURE_STATUSES)
@@ -228,6 +236,8 @@ def view(conn: Connection, rollout_id: str, inventory: Inventory | None = None) 
                 "ended_at": _time(h["ended_at"]),
             }
         )
+    if not with_hosts:
+        batches = {index: [] for index in per_batch}
     batch_views = []
     durations = [
         h["ended_at"] - h["started_at"]
@@ -254,11 +264,11 @@ def view(conn: Connection, rollout_id: str, inventory: Inventory | None = None) 
                     "max_failures": limits[index] if index < len(limits) else None,
                     "failures": sum(n for s, n in counts.items() if s in counting),
                 },
-                "hosts": batches[index],
+                **({"hosts": batches[index]} if with_hosts else {}),
             }
         )
     new_hosts: list[str] = []
-    if inventory is not None and row["status"] not in FINAL_ROLLOUT:
+    if with_hosts and inventory is not None and row["status"] not in FINAL_ROLLOUT:
         try:
             now = targeting.select(plan.get("target") or row["spec"].get("target", ""), inventory)
             known = {h["host"] for h in hosts}

@@ -304,6 +304,7 @@ class Worker:
         self.db, self.bus, self.settings, self.owner = db, bus, settings, owner
         self.keyring = keyring
         self.inventory = inventory  # squall.services.inventory.InventoryService
+        self._inventory_cache: tuple[float, Any] | None = None
         self.ssh_options = SshOptions(
             known_hosts=settings.ssh_known_hosts,
             host_key_check=settings.ssh_host_key_check,
@@ -424,12 +425,21 @@ class Worker:
             await waiter
 
     async def _inventory(self) -> Any:
-        """The inventory with the gathered facts, for a remote run."""
+        """The inventory with the gathered facts, for a remote run.
+
+        Kept for a few seconds: a rollout starts one remote execution per
+        host, and re-reading every host's facts for each would make the
+        fleet's size count twice."""
         if self.inventory is None:
             return None
+        now = time.monotonic()
+        if self._inventory_cache is not None and now - self._inventory_cache[0] < 5.0:
+            return self._inventory_cache[1]
         inventory = await asyncio.to_thread(self.inventory.get)
         gathered = await self.db.read(hosts.facts, list(inventory.hosts))
-        return inventory.with_facts(gathered)
+        merged = inventory.with_facts(gathered)
+        self._inventory_cache = (now, merged)
+        return merged
 
     @staticmethod
     def _spawned(job: Job, pgid: int) -> None:
