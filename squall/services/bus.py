@@ -13,8 +13,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from squall.store import queue
 
 log = logging.getLogger(__name__)
 
@@ -94,3 +99,43 @@ async def wait_for_wake(event: asyncio.Event, timeout: float) -> None:
     event *before* they look for work, so a wake-up is never lost."""
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(event.wait(), max(timeout, 0.0))
+
+
+def _due_refs(conn: Connection, topic: str, limit: int) -> tuple[list[str], float | None]:
+    """Refs with events due now, and in how many seconds the next delayed
+    event is due (one read per round)."""
+    due = queue.due_refs(conn, topic, limit)
+    if due:
+        return due, None
+    nxt = queue.next_due(conn, topic)
+    return [], None if nxt is None else max(0.01, nxt - time.time())
+
+
+async def step_refs(
+    db: Any,
+    bus: Bus,
+    topic: str,
+    step: Callable[[str], Awaitable[None]],
+    *,
+    batch: int,
+    what: str,
+) -> None:
+    """Run ``step(ref)`` for every ref of ``topic`` with due events, for ever:
+    the loop of the workflow engine and the rollout controller. One job per
+    ref, so the writer commits them together; woken by the bus, with a slow
+    poll as a safety net."""
+    wake = bus.waker(topic)
+    while True:
+        wake.clear()
+        try:
+            due, nxt = await db.read(_due_refs, topic, batch)
+            if due:
+                await asyncio.gather(*(step(ref) for ref in due))
+                if wake.is_set() or len(due) >= batch:
+                    continue  # more arrived meanwhile
+                nxt = None  # nothing new: sleep until woken (or the safety poll)
+        except Exception:
+            log.exception("%s failed a round; retrying", what)
+            await asyncio.sleep(1.0)
+            continue
+        await wait_for_wake(wake, 5.0 if nxt is None else max(0.0, min(5.0, nxt)))

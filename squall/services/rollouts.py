@@ -41,9 +41,8 @@ from squall.crypto import KeyRing
 from squall.errors import Conflict, InvalidInput, NotFound, SquallError, StoreUnavailable
 from squall.services import events
 from squall.services import executions as exe_service
-from squall.services.bus import Bus, wait_for_wake
-from squall.services.scheduler import until
-from squall.store import content, queue
+from squall.services.bus import Bus, step_refs
+from squall.store import content
 from squall.store import executions as exe_store
 from squall.store import hosts as host_store
 from squall.store import rollouts as store
@@ -219,10 +218,7 @@ def view(
     plan = row["plan"]
     budget = plan.get("budget") or {}
     counting = set(budget.get("count_as_failure") or core.FAILURE_STATUSES)
-    overall: dict[str, int] = {}
-    for statuses in per_batch.values():
-        for status, n in statuses.items():
-            overall[status] = overall.get(status, 0) + n
+    overall = _overall(per_batch)
     batches: dict[int, list[dict[str, Any]]] = {}
     for h in hosts:
         batches.setdefault(h["batch"], []).append(
@@ -321,11 +317,17 @@ def _duration_stats(seconds: list[float]) -> dict[str, float] | None:
     return {"count": len(ordered), "median": at(0.5), "p95": at(0.95), "max": at(1.0)}
 
 
-def summary(row: dict[str, Any], counts: Mapping[int, Mapping[str, int]]) -> dict[str, Any]:
+def _overall(per_batch: Mapping[int, Mapping[str, int]]) -> dict[str, int]:
+    """Host counts by status across every batch."""
     overall: dict[str, int] = {}
-    for statuses in counts.values():
+    for statuses in per_batch.values():
         for status, n in statuses.items():
             overall[status] = overall.get(status, 0) + n
+    return overall
+
+
+def summary(row: dict[str, Any], counts: Mapping[int, Mapping[str, int]]) -> dict[str, Any]:
+    overall = _overall(counts)
     return {
         "id": row["id"],
         "name": row["name"],
@@ -353,21 +355,9 @@ class RolloutController:
         self.inventory = inventory  # squall.services.inventory.InventoryService
 
     async def run(self) -> None:
-        wake = self.bus.waker(ROLLOUT)
-        while True:
-            wake.clear()
-            try:
-                due, nxt = await self.db.read(_pending, BATCH)
-                if due:
-                    await asyncio.gather(*(self._step(r) for r in due))
-                    if wake.is_set() or len(due) >= BATCH:
-                        continue
-                    nxt = None
-            except Exception:
-                log.exception("the rollout controller failed a round; retrying")
-                await asyncio.sleep(1.0)
-                continue
-            await wait_for_wake(wake, 5.0 if nxt is None else max(0.0, min(5.0, nxt)))
+        await step_refs(
+            self.db, self.bus, ROLLOUT, self._step, batch=BATCH, what="rollout controller"
+        )
 
     async def _step(self, rollout_id: str) -> None:
         try:
@@ -469,14 +459,6 @@ def finish_execution(conn: Connection, rollout_id: str) -> None:
     events.executions_finished(conn, [exe_store.set_status(conn, execution, status, result=report)])
 
 
-def _pending(conn: Connection, limit: int) -> tuple[list[str], float | None]:
-    due = store.due(conn, limit)
-    if due:
-        return due, None
-    nxt = queue.next_due(conn, ROLLOUT)
-    return [], None if nxt is None else until(nxt)
-
-
 def _fail_broken(conn: Connection, rollout_id: str, error: str) -> None:
     store.take_events(conn, rollout_id)
     row = store.get(conn, rollout_id)
@@ -530,11 +512,7 @@ class _Rollout:
         if self["status"] in FINAL_ROLLOUT and self.row["execution_id"]:
             finish_execution(self.conn, self.id)
         # Watchers (the stream, the UI) get the rollout's counts after every step.
-        per_batch = store.counts(self.conn, [self.id]).get(self.id, {})
-        counts: dict[str, int] = {}
-        for statuses in per_batch.values():
-            for status, n in statuses.items():
-                counts[status] = counts.get(status, 0) + n
+        counts = _overall(store.counts(self.conn, [self.id]).get(self.id, {}))
         event = {
             "id": self.id,
             "name": self.row["name"],

@@ -37,10 +37,8 @@ from squall.crypto import KeyRing
 from squall.errors import InvalidInput, NotFound, SquallError, StoreUnavailable
 from squall.services import definitions, events
 from squall.services import executions as exe_service
-from squall.services.bus import Bus, wait_for_wake
-from squall.services.scheduler import until
+from squall.services.bus import Bus, step_refs
 from squall.store import executions as exe_store
-from squall.store import queue
 from squall.store import workflows as wf_store
 from squall.store.db import Database
 from squall.store.workflows import WORKFLOW
@@ -81,22 +79,9 @@ class WorkflowEngine:
         self._cache: OrderedDict[str, _Loaded] = OrderedDict()
 
     async def run(self) -> None:
-        wake = self.bus.waker(WORKFLOW)
-        while True:
-            wake.clear()
-            try:
-                due, nxt = await self.db.read(_pending, BATCH)
-                if due:
-                    # One job per workflow: the writer commits them together.
-                    await asyncio.gather(*(self._step(wf) for wf in due))
-                    if wake.is_set() or len(due) >= BATCH:
-                        continue  # more arrived meanwhile
-                    nxt = None  # nothing new: sleep until woken (or the safety poll)
-            except Exception:
-                log.exception("the workflow engine failed a round; retrying")
-                await asyncio.sleep(1.0)
-                continue
-            await wait_for_wake(wake, 5.0 if nxt is None else max(0.0, min(5.0, nxt)))
+        await step_refs(
+            self.db, self.bus, WORKFLOW, self._step, batch=BATCH, what="workflow engine"
+        )
 
     async def _step(self, execution_id: str) -> None:
         try:
@@ -518,16 +503,6 @@ def _fail_broken(conn: Connection, execution_id: str) -> None:
         return
     error = "the workflow engine could not process this workflow; the server log has the details"
     _finish(conn, row, Status.FAILED, {"errors": [{"type": "error", "message": error}]})
-
-
-def _pending(conn: Connection, limit: int) -> tuple[list[str], float | None]:
-    """Workflows with events due now, and in how many seconds the next
-    delayed event is due (one read per round)."""
-    due = wf_store.due(conn, limit)
-    if due:
-        return due, None
-    nxt = queue.next_due(conn, WORKFLOW)
-    return [], None if nxt is None else until(nxt)
 
 
 # -- what the API shows ------------------------------------------------------------------

@@ -190,9 +190,5 @@ def notify(conn: Connection, changed: Iterable[dict[str, Any]]) -> None:
             )
 
 
-def due(conn: Connection, limit: int) -> list[str]:
-    return queue.due_refs(conn, ROLLOUT, limit)
-
-
 def take_events(conn: Connection, rollout_id: str) -> list[dict[str, Any]]:
     return queue.take_ref(conn, ROLLOUT, rollout_id)

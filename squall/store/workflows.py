@@ -211,11 +211,6 @@ def notify_parents(conn: Connection, changed: Iterable[tuple[str, dict[str, Any]
             send(conn, parent, {"child": row["id"]})
 
 
-def due(conn: Connection, limit: int) -> list[str]:
-    """Workflows with events waiting, the longest-waiting first."""
-    return queue.due_refs(conn, WORKFLOW, limit)
-
-
 def take_events(conn: Connection, execution_id: str) -> list[dict[str, Any]]:
     """Remove and return a workflow's due events, oldest first; the step
     that consumes them commits or rolls back with their removal."""
