@@ -120,7 +120,14 @@ def main() -> None:
     plain = variant(group_by=None, max_per_group=None)
     grouped = variant(max_per_group=None)
     shuffled = variant(order="shuffle")
-    window = variant(mode="window", batches=None, concurrency=500)
+    # Window mode: one batch, so no gate between batches and no batch budget.
+    window = variant(
+        mode="window",
+        batches=None,
+        concurrency=500,
+        batch_budget=None,
+        gates=[g for g in SPEC["gates"] if "window" in g],
+    )
 
     steps: list[tuple[str, Callable[[], Any]]] = [
         ("parse_spec", lambda: rollouts.parse_spec(SPEC)),

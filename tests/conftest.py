@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support.postgres import Cluster
+from tests.support.prometheus import Prometheus, prometheus_binary, running_prometheus
 
 
 @pytest.fixture(scope="session")
@@ -26,3 +27,24 @@ def pg_cluster() -> Iterator[Cluster]:
 def pg_url(pg_cluster: Cluster) -> str:
     """A fresh, empty database in the session's throwaway cluster."""
     return pg_cluster.new_database("t_" + uuid.uuid4().hex[:12])
+
+
+@pytest.fixture(scope="session")
+def prometheus_server() -> Iterator[Prometheus]:
+    """One Prometheus for the session (tests/support/prometheus.py)."""
+    if prometheus_binary() is None:
+        if os.environ.get("CI"):
+            raise RuntimeError("the prometheus binary is missing: run scripts/test-deps")
+        pytest.skip("Prometheus not installed (apt-get install prometheus)")
+    with running_prometheus() as server:
+        yield server
+
+
+@pytest.fixture()
+def prometheus(prometheus_server: Prometheus) -> Iterator[Prometheus]:
+    """The session's Prometheus, its exporter emptied after the test:
+    ``prometheus.exporter.set("http_errors_ratio", 0.2)``, then
+    ``prometheus.url`` (the base URL) for queries."""
+    prometheus_server.exporter.clear()
+    yield prometheus_server
+    prometheus_server.exporter.clear()

@@ -4,7 +4,9 @@
     POST /api/v1/rollouts              start one (201)
     GET  /api/v1/rollouts              newest first
     GET  /api/v1/rollouts/{id}         status, per-batch counts and hosts, budget, gate
-    POST /api/v1/rollouts/{id}/pause | /resume | /abort
+    POST /api/v1/rollouts/{id}/pause | /resume | /abort | /rollback
+    POST /api/v1/rollouts/{id}/retry   {"skipped": false}: run the failed hosts again
+    POST /api/v1/rollouts/{id}/skip    {"hosts": [...]}: leave hosts out before they start
 
 A spec comes as ``{"spec": {...}}`` or as the text of a spec file,
 ``{"spec_text": "...", "source": "file.yaml"}`` (errors then name the file).
@@ -123,3 +125,53 @@ async def resume_rollout(request: Request, rollout_id: str) -> JSON:
 async def abort_rollout(request: Request, rollout_id: str) -> JSON:
     """No new host starts; the hosts never started are skipped."""
     return await _control(request, rollout_id, "abort")
+
+
+@router.post("/{rollout_id}/rollback")
+async def rollback_rollout(request: Request, rollout_id: str) -> JSON:
+    """Undo the change on the hosts it reached, last batch first (the spec's
+    ``rollback``); a running rollout stops first, an ended one comes back."""
+    return await _control(request, rollout_id, "rollback")
+
+
+@router.post(
+    "/{rollout_id}/retry",
+    openapi_extra=body_schema(
+        {
+            "skipped": {
+                "type": "boolean",
+                "description": "Also the hosts skipped because the rollout stopped",
+            }
+        },
+        [],
+    ),
+)
+async def retry_rollout(request: Request, rollout_id: str) -> JSON:
+    """Run an ended rollout's failed hosts again."""
+    body = await json_body(request)
+    skipped = body.get("skipped", False) if isinstance(body, dict) else False
+    if not isinstance(skipped, bool):
+        raise InvalidInput("'skipped' must be true or false")
+    user = requester(request)
+    sys = system(request)
+    await sys.db.write(lambda conn: svc.retry(conn, rollout_id, user, skipped=skipped))
+    return JSON(await sys.db.read(svc.view, rollout_id))
+
+
+@router.post(
+    "/{rollout_id}/skip",
+    openapi_extra=body_schema(
+        {"hosts": {"type": "array", "items": {"type": "string"}, "description": "Host names"}},
+        ["hosts"],
+    ),
+)
+async def skip_hosts(request: Request, rollout_id: str) -> JSON:
+    """Leave hosts that have not started out of the rollout."""
+    body = await json_body(request)
+    hosts = body.get("hosts") if isinstance(body, dict) else None
+    if not isinstance(hosts, list) or not hosts or not all(isinstance(h, str) and h for h in hosts):
+        raise InvalidInput("'hosts' must be a non-empty list of host names")
+    user = requester(request)
+    sys = system(request)
+    await sys.db.write(lambda conn: svc.skip(conn, rollout_id, hosts, user))
+    return JSON(await sys.db.read(svc.view, rollout_id))

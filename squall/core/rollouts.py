@@ -21,7 +21,7 @@ mode, ``batches`` are required)::
     mode: waves                       # waves (default) | window
     concurrency: 20                   # waves: hosts in flight within a batch
                                       # (default: the whole batch); window: the
-                                      # window size (required)
+                                      # hosts in flight at any time (required)
     order: inventory                  # inventory | sorted | reverse | shuffle
                                       # | {fact: NAME, descending: false}
     seed: 42                          # shuffle's seed (default: crc32 of the name)
@@ -81,11 +81,16 @@ batch, and the last batch takes what is left. This is Ansible's ``serial``:
 
 Modes. In ``waves`` mode a batch finishes before the gates after it are
 checked and the next one starts; ``concurrency`` (a number or a percentage
-of the batch) bounds the hosts in flight inside a batch. In ``window`` mode
-``concurrency`` hosts (a number, or a percentage of all the targeted hosts)
-are in flight at any time, and the "batches" are the
-window-sized slices of the ordered hosts: failure budgets per batch and gates
-apply to those slices. ``batches`` is not used in window mode and is refused.
+of the batch) bounds the hosts in flight inside a batch. ``window`` mode is
+Salt's batch mode, a sliding window without waves: ``concurrency`` hosts (a
+number, or a percentage of all the targeted hosts) are in flight at any
+time, and a new host starts as soon as one finishes. Its plan is one batch
+of every host, with that concurrency. ``batches`` is not used in window mode
+and is refused, and so is what needs more than one batch: the gates that
+wait between batches (``pause``, ``hold``, ``approval``, ``analysis``) and
+``batch_budget`` (the one batch is the whole rollout: ``max_failures`` and
+``max_failure_percent`` say it). ``window`` gates apply: no new host starts
+while every window is closed.
 
 Order. The targeted hosts are ordered by ``order``: ``inventory``,
 ``sorted`` (by name, as text), ``reverse`` (the reverse inventory order),
@@ -118,9 +123,22 @@ last batch. A ``window`` gate takes no ``after``: no batch, the first
 included, starts outside the window (a 5-field cron schedule for its start,
 a duration and an IANA time zone, UTC by default).
 
+Windows. A window opens each time its cron schedule fires, read in its time
+zone, and stays open ``duration`` seconds of real time; with several window
+gates, batches start while any of them is open, and a batch started before
+the windows close may run past them. :func:`window_state` tells whether they
+are open at a moment, and until when (or when they open next). The schedule
+is computed by croniter, with its handling of daylight saving time: a time
+that does not exist on the day the clocks go forward (02:30 in Europe/Paris
+on the last Sunday of March) fires once, when the gap ends (03:00, for
+every time in the gap); a time that happens twice on the day the clocks go
+back fires twice, once in each offset (so a 30-minute window at 02:30 opens
+twice, an hour apart). :func:`check_cron` accepts only what croniter
+computes.
+
 Estimate. A wave takes ``ceil(batch size / concurrency)`` rounds of
 ``estimate.host_seconds`` (or the caller's figure), plus the pauses after
-it; a window rollout takes ``ceil(hosts / window)`` rounds plus its pauses.
+it; a window rollout takes ``ceil(hosts / concurrency)`` rounds.
 Holds, approvals, analyses and windows count as no time.
 
 Durations are seconds (a number) or text such as ``30s``, ``10m``, ``2h``,
@@ -141,10 +159,14 @@ import zoneinfo
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from fractions import Fraction
 from typing import Any, Literal, TypeAlias, TypeVar
 
+from croniter import CroniterBadDateError, croniter
+
 from squall.core import targeting
+from squall.core.analysis import check_analysis
 from squall.core.inventory import Host
 from squall.core.workflow import Problem
 from squall.errors import InvalidInput
@@ -177,6 +199,7 @@ __all__ = [
     "parse_duration",
     "parse_spec",
     "plan",
+    "window_state",
 ]
 
 T = TypeVar("T")
@@ -283,7 +306,8 @@ class Approval:
 @dataclass(frozen=True)
 class Window:
     """Batches start only while a window is open: from each time the cron
-    schedule fires, for ``duration`` seconds, in ``timezone``."""
+    schedule fires, for ``duration`` seconds, in ``timezone`` (see
+    :func:`window_state`)."""
 
     cron: str
     duration: float
@@ -415,6 +439,11 @@ class RolloutSpec:
     host_seconds: float = DEFAULT_HOST_SECONDS  # estimate.host_seconds
 
     @property
+    def windows(self) -> tuple[Window, ...]:
+        """The windows of the ``window`` gates, for :func:`window_state`."""
+        return tuple(g.window for g in self.gates if g.window is not None)
+
+    @property
     def failure_budget(self) -> FailureBudget:
         """The rollout-wide budget (``stop_on_first_failure`` is 0 failures)."""
         if self.stop_on_first_failure:
@@ -460,6 +489,13 @@ _TOP = (
     "estimate",
 )
 _GATE_KINDS: tuple[GateKind, ...] = ("pause", "approval", "hold", "analysis", "window")
+_A_GATE = {
+    "pause": "a pause",
+    "approval": "an approval",
+    "hold": "a hold",
+    "analysis": "an analysis",
+    "window": "a window",
+}
 _CHECK = ("command", "http", "tcp", "retries", "interval", "timeout", "successes")
 _PROBES = ("command", "http", "tcp")
 _ANALYSIS = (
@@ -835,6 +871,7 @@ class _Reader:
         )
 
         gates: tuple[Gate, ...] = self.get(data, "", "gates", self.gates, ())
+        misplaced = self.one_batch(data, gates) if mode == "window" else set()
         checks = self.get(data, "", "checks", self.checks, Checks())
         hooks = self.get(data, "", "hooks", self.hooks, Hooks())
         analysis: tuple[Analysis, ...] = self.get(data, "", "analysis", self.analyses, ())
@@ -846,6 +883,8 @@ class _Reader:
             if isinstance(entry, Mapping) and isinstance(entry.get("name"), str)
         }
         for gate in gates:
+            if gate.index in misplaced:
+                continue  # one mistake, one problem
             if gate.analysis is not None and gate.analysis not in known:
                 listed = ", ".join(sorted(known)) if known else "none is defined"
                 self.bad(
@@ -883,6 +922,28 @@ class _Reader:
             rollback=rollback,
             host_seconds=host_seconds,
         )
+
+    def one_batch(self, data: Mapping[str, Any], gates: Sequence[Gate]) -> set[int]:
+        """Window mode has one batch: what only works between batches, or per
+        batch, is a problem. The indexes of the gates reported."""
+        reported = set()
+        for gate in gates:
+            if gate.kind == "window":
+                continue  # no host starts while the windows are closed
+            reported.add(gate.index)
+            self.bad(
+                f"gates[{gate.index}]",
+                f"{_A_GATE[gate.kind]} gate waits between batches, and window mode has one "
+                "batch (a new host starts as soon as one finishes): only window gates apply; "
+                "remove it, or use mode: waves",
+            )
+        if data.get("batch_budget") is not None:
+            self.bad(
+                "batch_budget",
+                "counts failures per batch, and window mode has one batch of every host: "
+                "use max_failures or max_failure_percent",
+            )
+        return reported
 
     def host_parameter(self, value: Any, path: str) -> str | None:
         text = self.text(value, path)
@@ -1188,6 +1249,8 @@ class _Reader:
             failure=self.get(data, path, "failure", self.text, None),
             failure_limit=self.get(data, path, "failure_limit", self.count, 0),
         )
+        for problem in check_analysis(analysis):
+            self.bad(_at(path, problem.path), problem.message)
         return analysis if len(self.problems) == count else None
 
     def rollback(self, value: Any, path: str) -> Rollback | None:
@@ -1238,8 +1301,11 @@ _CRON_FIELDS: tuple[tuple[str, int, int, tuple[str, ...]], ...] = (
 def check_cron(expression: str) -> str | None:
     """What is wrong with a standard 5-field cron schedule (minute, hour,
     day of month, month, day of week: numbers, ``*``, ranges, lists, steps,
-    month and day names, and the ``@daily``-style macros), or None."""
-    text = _CRON_MACROS.get(expression.strip().lower(), expression)
+    month and day names, and the ``@daily``-style macros), or None.
+
+    What it accepts, croniter computes (:func:`window_state`): a schedule
+    whose days never come (``0 0 30 2 *``) is refused too."""
+    text = _cron_text(expression)
     fields = text.split()
     if len(fields) != 5:
         return (
@@ -1251,19 +1317,39 @@ def check_cron(expression: str) -> str | None:
             problem = _cron_item(item, low, high, names)
             if problem:
                 return f'the {what} field "{written}" is wrong: {problem}'
+    try:
+        croniter(text, _CRON_REFERENCE, datetime).get_next()
+    except CroniterBadDateError:
+        return (
+            f'the day of month "{fields[2]}" never comes in the month "{fields[3]}": '
+            f'"{expression}" never fires'
+        )
+    except (ValueError, TypeError, LookupError) as exc:  # CroniterError is a ValueError
+        return f'"{expression}" is not a schedule that can be computed: {exc}'
     return None
+
+
+_DIGITS = re.compile(r"[0-9]+")
+_CRON_REFERENCE = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def _cron_text(expression: str) -> str:
+    """The schedule as croniter reads it: macros spelled out, fields
+    separated by one space."""
+    text = expression.strip()
+    return " ".join(_CRON_MACROS.get(text.lower(), text).split())
 
 
 def _cron_item(item: str, low: int, high: int, names: tuple[str, ...]) -> str | None:
     span, slash, step = item.partition("/")
-    if slash and not (step.isdigit() and int(step) > 0):
+    if slash and not (_DIGITS.fullmatch(step) and int(step) > 0):
         return f'the step "{step}" must be a whole number above 0'
     if span == "*":
         return None
     first, dash, last = span.partition("-")
     values = []
     for part in (first, last) if dash else (first,):
-        if part.isdigit():
+        if _DIGITS.fullmatch(part):
             value = int(part)
         elif part.lower() in names:
             value = low + names.index(part.lower())
@@ -1276,6 +1362,84 @@ def _cron_item(item: str, low: int, high: int, names: tuple[str, ...]) -> str | 
     if dash and values[0] > values[1]:
         return f'the range "{span}" goes backwards'
     return None
+
+
+# --- time windows ------------------------------------------------------------------
+
+# How many openings window_state follows to find when overlapping openings
+# close: a schedule that keeps itself open would otherwise never end.
+WINDOW_OPENINGS_FOLLOWED = 50
+
+
+def window_state(windows: Sequence[Window], now: float) -> tuple[bool, float]:
+    """Whether batches may start at ``now`` (a Unix time), and until when.
+
+    A window is open from each time its cron schedule fires, in its time
+    zone, for ``duration`` seconds: ``[fire, fire + duration)``. With
+    several windows, it is open while any of them is. Returns
+    ``(True, closes_at)``: open until ``closes_at`` (batches that start
+    before it may run past it), or ``(False, opens_at)``: closed until the
+    earliest next opening. Openings that overlap or touch, of one window or
+    of several, are one stretch: ``closes_at`` is when the last of them
+    closes. A schedule that keeps itself open (it fires again before it
+    closes) is followed for at most :data:`WINDOW_OPENINGS_FOLLOWED`
+    openings: ``closes_at`` is then a time at which it may still be open,
+    and asking again then goes on.
+
+    No window is always open: ``(True, inf)``; windows that never fire are
+    never open: ``(False, inf)``. Daylight saving time is croniter's (see
+    the module's documentation): a time in the gap of the clocks going
+    forward fires at the end of the gap, a time repeated when they go back
+    fires twice."""
+    if not windows:
+        return True, math.inf
+    followed = 0
+
+    def open_until(window: Window, at: float) -> float | None:
+        """When the stretch of ``window`` open at ``at`` closes; None if closed."""
+        nonlocal followed
+        zone = zoneinfo.ZoneInfo(window.timezone)
+        cron = _cron_text(window.cron)
+        try:
+            # The last opening at or before ``at``: get_prev is strictly before.
+            last = croniter(cron, datetime.fromtimestamp(at, zone), datetime).get_prev()
+            following = croniter(cron, last, datetime)
+            upcoming = following.get_next()
+            if upcoming.timestamp() <= at:
+                last, upcoming = upcoming, following.get_next()
+            closes = last.timestamp() + window.duration
+            if at >= closes:
+                return None
+            while upcoming.timestamp() <= closes and followed < WINDOW_OPENINGS_FOLLOWED:
+                followed += 1
+                closes = max(closes, upcoming.timestamp() + window.duration)
+                upcoming = following.get_next()
+        except CroniterBadDateError:
+            return None  # it never fires
+        return closes
+
+    ends = [end for w in windows if (end := open_until(w, now)) is not None]
+    if not ends:
+        return False, min(_next_opening(w, now) for w in windows)
+    closes_at = max(ends)
+    # Another window open when this stretch closes carries it on.
+    while followed < WINDOW_OPENINGS_FOLLOWED:
+        followed += 1
+        later = [end for w in windows if (end := open_until(w, closes_at)) is not None]
+        if not later:
+            break
+        closes_at = max(later)
+    return True, closes_at
+
+
+def _next_opening(window: Window, after: float) -> float:
+    """The first time ``window`` opens after ``after``; inf if never."""
+    zone = zoneinfo.ZoneInfo(window.timezone)
+    start = datetime.fromtimestamp(after, zone)
+    try:
+        return croniter(_cron_text(window.cron), start, datetime).get_next().timestamp()
+    except CroniterBadDateError:
+        return math.inf
 
 
 # --- planning ----------------------------------------------------------------------
@@ -1456,7 +1620,9 @@ class Plan:
     the other (``max_per_group`` may move a host after others that came
     later in the order). ``gates[i]`` are the gates to pass after batch ``i``; ``before_first``
     the window gates that hold the first batch. ``concurrency[i]`` is the
-    number of hosts in flight in batch ``i`` (window mode: the window).
+    number of hosts in flight in batch ``i``. In window mode there is one
+    batch of every host (none without hosts), its concurrency the window,
+    and the window gates hold every host's start, not only the first.
     ``notes`` tell what in the spec does not apply to these hosts."""
 
     mode: str
@@ -1510,12 +1676,14 @@ def plan(
     total = len(names)
 
     batches: list[tuple[str, ...]]
+    concurrency: tuple[int, ...]
     if spec.mode == "window":
+        # One batch of every host, ``concurrency`` of them in flight: a new
+        # host starts as soon as one finishes.
         if spec.concurrency is None:
             raise ValueError("window mode needs a concurrency")
-        window = _count(spec.concurrency, total) if total else 1
-        batches = [names[i : i + window] for i in range(0, total, window)]
-        concurrency = tuple(len(b) for b in batches)
+        batches = [names] if total else []
+        concurrency = (min(_count(spec.concurrency, total), total),) if total else ()
     else:
         if spec.max_per_group is not None and total:
             batches = _limited_batches(ordered, names, spec.batches, spec.max_per_group)
@@ -1546,10 +1714,8 @@ def plan(
     )
 
     pauses = sum(g.pause or 0.0 for after in gates for g in after)
-    if spec.mode == "window":
-        rounds = -(-total // concurrency[0]) if total else 0
-    else:
-        rounds = sum(-(-len(b) // c) for b, c in zip(batches, concurrency, strict=True))
+    # A wave's rounds; in window mode the one batch is ceil(hosts / window).
+    rounds = sum(-(-len(b) // c) for b, c in zip(batches, concurrency, strict=True))
     return Plan(
         mode=spec.mode,
         hosts=names,

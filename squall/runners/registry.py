@@ -34,6 +34,7 @@ RUNNER_SPECS: dict[str, str] = {
     "remote-shell-script": "squall.runners.remote:RemoteShellScriptRunner",
     "remote-reboot": "squall.runners.remote:RemoteRebootRunner",
     "rollout": "squall.runners.rollout:RolloutRunner",
+    "tcp": "squall.runners.tcp:TcpRunner",
 }
 
 _instances: dict[str, Runner] = {}

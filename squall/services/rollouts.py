@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import re
 import time
 from collections.abc import Mapping
@@ -31,8 +32,8 @@ from typing import Any
 import yaml
 from sqlalchemy.engine import Connection
 
+from squall.core import analysis, targeting
 from squall.core import rollouts as core
-from squall.core import targeting
 from squall.core.executions import FINAL, Status
 from squall.core.inventory import Inventory
 from squall.core.timestamps import iso
@@ -59,6 +60,7 @@ APPROVAL_SCHEMA = {
     },
     "required": ["approve"],
 }
+OUTPUT_CHARS = 500  # of a host's output kept to fold identical ones
 # Host statuses of a remote execution that mean the host could not be reached.
 _UNREACHABLE = {"unreachable", "auth_failed", "host_key"}
 
@@ -77,26 +79,6 @@ def load_spec_text(text: str, source: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise InvalidInput(f"{source}: a rollout spec is a mapping (name, target, action, ...)")
     return data
-
-
-# Parts of the format the controller does not carry out yet: refused at
-# start rather than silently ignored.
-def _not_yet(spec: core.RolloutSpec) -> list[Problem]:
-    problems = []
-    for gate in spec.gates:
-        if gate.kind in ("analysis", "window"):
-            problems.append(
-                Problem(f"gates[{gate.index}].{gate.kind}", "not supported by this version yet")
-            )
-    for name in ("preflight", "health"):
-        check = getattr(spec.checks, name, None)
-        if check is not None and check.tcp is not None:
-            problems.append(Problem(f"checks.{name}.tcp", "not supported by this version yet"))
-    if spec.rollback is not None:
-        problems.append(Problem("rollback", "not supported by this version yet"))
-    if spec.mode == "window":
-        problems.append(Problem("mode", "window mode is not supported by this version yet"))
-    return problems
 
 
 def prepare(
@@ -160,9 +142,6 @@ def start(
     execution_id: str | None = None,
 ) -> dict[str, Any]:
     spec, plan = prepare(conn, data, inventory, source=source)
-    problems = _not_yet(spec)
-    if problems:
-        raise core.RolloutSpecInvalid(problems, source)
     stored_plan = {k: v for k, v in plan.to_dict().items() if k not in ("hosts", "batches")}
     stored_plan["target"] = spec.target
     row = store.create(
@@ -180,7 +159,12 @@ def start(
 def control(
     conn: Connection, rollout_id: str, action: str, user: str | None, **options: Any
 ) -> None:
-    row = store.get(conn, rollout_id)
+    """Pause, resume, abort or roll back a rollout (the controller acts on it
+    in its next step)."""
+    row = store.get(conn, rollout_id, lock=True)
+    if action == "rollback":
+        _request_rollback(conn, row, user)
+        return
     if row["status"] in FINAL_ROLLOUT:
         raise Conflict(f"rollout {rollout_id} is already {row['status']}")
     if action == "pause" and row["status"] == "paused":
@@ -188,6 +172,77 @@ def control(
     if action == "resume" and row["status"] != "paused":
         raise Conflict(f"rollout {rollout_id} is {row['status']}, not paused")
     store.send(conn, rollout_id, {"control": action, "user": user, **options})
+
+
+def _request_rollback(conn: Connection, row: dict[str, Any], user: str | None) -> None:
+    rid = row["id"]
+    if not (row["spec"] or {}).get("rollback"):
+        raise Conflict(f"rollout {rid} has no rollback in its spec: nothing says how to undo it")
+    state = (row["rollback"] or {}).get("state")
+    if row["status"] == "rolled_back" or state in ("requested", "running"):
+        raise Conflict(f"rollout {rid} is already rolled back or rolling back")
+    if state == "done":
+        raise Conflict(f"rollout {rid} was rolled back already")
+    if row["status"] in FINAL_ROLLOUT:
+        # An ended rollout comes back to life to undo what it did.
+        store.update(conn, rid, status="running", ending=row["status"], ended_at=None, gate=None)
+    who = user or "a user"
+    store.update(conn, rid, rollback={"state": "requested", "reason": f"requested by {who}"})
+    store.send(conn, rid, {"control": "rollback", "user": user})
+
+
+def retry(conn: Connection, rollout_id: str, user: str | None, *, skipped: bool = False) -> int:
+    """Run the hosts that failed again (with ``skipped``, also the hosts never
+    started because the rollout stopped); the number of hosts put back."""
+    row = store.get(conn, rollout_id, lock=True)
+    if row["status"] not in FINAL_ROLLOUT:
+        raise Conflict(
+            f"rollout {rollout_id} is {row['status']}: retry its failed hosts once it has ended"
+        )
+    if row["status"] == "rolled_back" or row["rollback"]:
+        raise Conflict(f"rollout {rollout_id} was rolled back; start a new rollout instead")
+    counting = (row["plan"].get("budget") or {}).get("count_as_failure") or core.FAILURE_STATUSES
+    statuses = sorted({*core.FAILURE_STATUSES, *counting, "canceled"})
+    count = store.retry(conn, rollout_id, statuses, skipped=skipped)
+    if not count:
+        what = "failed or skipped" if skipped else "failed"
+        raise Conflict(f"rollout {rollout_id} has no {what} hosts to retry")
+    batches = store.counts(conn, [rollout_id]).get(rollout_id, {})
+    first = min(b for b, by_status in batches.items() if by_status.get("pending"))
+    store.update(
+        conn,
+        rollout_id,
+        status="running",
+        ending=None,
+        error=None,
+        ended_at=None,
+        gate=None,
+        batch=first,
+    )
+    store.log(conn, rollout_id, "retry", f"{count} hosts retried by {user or 'a user'}", user)
+    store.send(conn, rollout_id, {"retry": True})
+    return count
+
+
+def skip(conn: Connection, rollout_id: str, hosts: list[str], user: str | None) -> list[str]:
+    """Leave hosts out before they start; every host must still be pending."""
+    row = store.get(conn, rollout_id, lock=True)
+    if row["status"] in FINAL_ROLLOUT:
+        raise Conflict(f"rollout {rollout_id} is already {row['status']}")
+    problems = []
+    for name in hosts:
+        found = store.host(conn, rollout_id, name)
+        if found is None:
+            raise NotFound(f"rollout {rollout_id} has no host named '{name}'")
+        if found["status"] != "pending":
+            problems.append(f"{name} is {found['status']}")
+    if problems:
+        raise Conflict(f"only hosts not started yet can be skipped: {'; '.join(problems)}")
+    who = user or "a user"
+    done = store.skip(conn, rollout_id, hosts, f"skipped by {who}")
+    store.log(conn, rollout_id, "skip", f"{', '.join(done)} skipped by {who}", user)
+    store.send(conn, rollout_id, {"skipped": done})
+    return done
 
 
 # -- what the API shows --------------------------------------------------------------------
@@ -272,8 +327,14 @@ def view(
         except SquallError:
             pass
     gate = row["gate"] if row["gate"] and row["gate"].get("kind") else None
-    if gate and gate.get("until"):
-        gate = {**gate, "until": iso(gate["until"])}
+    if gate:
+        gate = {k: v for k, v in gate.items() if k not in ("hooks", "key")}
+        if gate.get("until"):
+            gate["until"] = iso(gate["until"])
+    rollback = dict(row["rollback"]) if row["rollback"] else None
+    if rollback:
+        for key in ("started_at", "ended_at"):
+            rollback[key] = _time(rollback.get(key))
     return {
         "id": row["id"],
         "name": row["name"],
@@ -298,11 +359,45 @@ def view(
             for error, names in sorted(failures.items(), key=lambda kv: -len(kv[1]))
         ],
         "new_hosts": new_hosts,
+        "rollback": rollback,
+        "analysis": [_analysis_view(run) for run in row["analysis"] or []],
+        "outputs": _outputs(conn, rollout_id) if with_hosts else [],
+        "log": [
+            {"at": iso(e["at"]), "kind": e["kind"], "message": e["message"], "user": e["user"]}
+            for e in store.logs(conn, rollout_id)
+        ]
+        if with_hosts
+        else [],
+        "has_rollback": bool((row["spec"] or {}).get("rollback")),
         "estimated_seconds": plan.get("estimated_seconds"),
         "created_at": _time(row["created_at"]),
         "started_at": _time(row["started_at"]),
         "ended_at": _time(row["ended_at"]),
     }
+
+
+def _analysis_view(run: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "gate": run.get("gate"),
+        "name": run.get("name"),
+        "after_batch": run.get("after_batch"),
+        "status": run.get("status"),
+        "summary": run.get("summary"),
+        "execution": run.get("execution"),
+        "measurements": [{**m, "at": _time(m.get("at"))} for m in run.get("measurements") or []],
+    }
+
+
+def _outputs(conn: Connection, rollout_id: str, *, shown: int = 10) -> list[dict[str, Any]]:
+    """Identical outputs folded: "812 hosts: active (running)"."""
+    return [
+        {
+            "output": output,
+            "count": count,
+            "hosts": store.hosts_with_output(conn, rollout_id, output, shown),
+        }
+        for output, count in store.outputs(conn, rollout_id)
+    ]
 
 
 def _duration_stats(seconds: list[float]) -> dict[str, float] | None:
@@ -494,7 +589,7 @@ class _Rollout:
         self.inventory = inventory
         self.changes: dict[str, Any] = {}
         self.host_changes: list[dict[str, Any]] = []
-        self.hosts_now: dict[str, dict[str, Any]] = {}  # this step's view of changed hosts
+        self.hosts_now: dict[str, dict[str, Any]] = {}  # this step's changes to hosts
         self.now = time.time()
 
     # -- state ---------------------------------------------------------------------------
@@ -504,6 +599,9 @@ class _Rollout:
 
     def set(self, **values: Any) -> None:
         self.changes.update(values)
+
+    def log(self, kind: str, message: str, user: str | None = None) -> None:
+        store.log(self.conn, self.id, kind, message, user)
 
     def save(self) -> None:
         store.set_hosts(self.conn, self.id, self.host_changes)
@@ -520,8 +618,13 @@ class _Rollout:
             "batch": self["batch"],
             "counts": _counts(counts),
             "error": self["error"],
+            "rolling_back": (self["rollback"] or {}).get("state") == "running",
         }
         after_commit(self.conn, "event", ("squall.rollout__update", event))
+
+    @property
+    def rolling_back(self) -> bool:
+        return (self["rollback"] or {}).get("state") == "running"
 
     # -- events ----------------------------------------------------------------------------
 
@@ -529,6 +632,7 @@ class _Rollout:
         if event.get("start"):
             if self["status"] == "planned":
                 self.set(status="running", started_at=self.now)
+                self.log("started", f"started: {len(self.plan.get('concurrency') or [])} batches")
         elif event.get("child"):
             self._child(event)
         elif event.get("control"):
@@ -537,54 +641,74 @@ class _Rollout:
             self._phase_done(event["host"], event.get("phase") or "action", None)
         elif event.get("wake"):
             gate = self["gate"] or {}
-            if gate.get("kind") == "pause" and self.now >= gate.get("until", 0) - 0.01:
-                self._pass_gate()
+            if gate.get("kind") in ("pause", "window") and self.now >= gate.get("until", 0) - 0.01:
+                if gate["kind"] == "pause":
+                    self.log("gate", f"soak time after batch {gate.get('after_batch')} is over")
+                    self._pass_gate()
+                else:
+                    self._gate()  # the window may be open: the drive checks it again
 
     def _control(self, event: dict[str, Any]) -> None:
         action, user = event["control"], event.get("user")
+        who = user or "a user"
         if action == "pause" and self["status"] == "running":
             self.set(status="paused")
+            self.log("paused", f"paused by {who}", user)
         elif action == "resume" and self["status"] == "paused":
             self.set(status="running")
-            if (self["gate"] or {}).get("kind") == "hold":
+            self.log("resumed", f"resumed by {who}", user)
+            gate = self["gate"] or {}
+            if gate.get("kind") == "hold" or (
+                gate.get("kind") == "analysis" and gate.get("inconclusive")
+            ):
                 self._pass_gate()
         elif action == "abort":
-            self._stop(
-                "aborted", f"aborted by {user or 'a user'}", cancel=bool(event.get("cancel"))
-            )
+            self.log("aborted", f"aborted by {who}", user)
+            self._stop("aborted", f"aborted by {who}", cancel=bool(event.get("cancel")))
             if self["status"] == "paused":
                 self.set(status="running")  # to wind down
+        elif action == "rollback" and not self.rolling_back:
+            state = self["rollback"] or {}
+            if state.get("state") != "requested":
+                self.set(rollback={"state": "requested", "reason": f"requested by {who}"})
+            self.log("rollback", f"rollback requested by {who}", user)
+            self._stop("aborted", f"rolled back at the request of {who}")
+            if self["status"] == "paused":
+                self.set(status="running")
 
     def _child(self, event: dict[str, Any]) -> None:
         try:
             child = exe_store.get(self.conn, event["child"])
         except NotFound:
             return
-        if "gate" in event:
+        if "analysis" in event:
+            self._measured(child, int(event["analysis"]))
+        elif "gate" in event:
             self._approval_answered(child, event)
-            return
-        if "hook" in event:
+        elif "hook" in event:
             self._hook_done(child, event)
-            return
-        host = event.get("host")
-        if host:
-            self._phase_done(host, event.get("phase") or "action", child)
+        elif event.get("host"):
+            self._phase_done(event["host"], event.get("phase") or "action", child)
 
     def _approval_answered(self, child: dict[str, Any], event: dict[str, Any]) -> None:
         gate = self["gate"] or {}
         if gate.get("kind") != "approval" or gate.get("inquiry") != child["id"]:
             return
+        after = gate["after_batch"]
         if child["status"] == Status.SUCCEEDED:
             response = (child["result"] or {}).get("response") or {}
             who = (child["context"] or {}).get("responded_by") or "someone"
             if response.get("approve"):
+                self.log("gate", f"batch {after + 1} approved by {who}", who)
                 self._pass_gate()
             else:
-                self._stop("aborted", f"not approved after batch {gate['after_batch']} ({who})")
+                self.log("gate", f"batch {after + 1} refused by {who}", who)
+                self._stop("aborted", f"not approved after batch {after} ({who})")
         elif gate.get("on_timeout") == "continue":
+            self.log("gate", f"no answer to the approval after batch {after}: going on")
             self._pass_gate()
         else:
-            self._stop("aborted", f"no approval after batch {gate['after_batch']} in time")
+            self._stop("aborted", f"no approval after batch {after} in time")
 
     # -- deciding ----------------------------------------------------------------------------
 
@@ -592,6 +716,8 @@ class _Rollout:
         if self["ending"]:
             return
         self.set(ending=ending, error=error, gate=None)
+        if ending == "failed":
+            self.log("stopped", error)
         if cancel or self.budget.get("on_breach") == "cancel":
             for h in store.running(self.conn, self.id):
                 if h["execution_id"]:
@@ -601,7 +727,7 @@ class _Rollout:
     def _pass_gate(self) -> None:
         gate = self["gate"] or {}
         self._gate(after_batch=gate.get("after_batch"), index=gate.get("index", 0) + 1)
-        if self["status"] == "paused" and gate.get("kind") == "hold":
+        if self["status"] == "paused" and gate.get("kind") in ("hold", "analysis"):
             self.set(status="running")
 
     def _counts(self) -> dict[int, dict[str, int]]:
@@ -617,33 +743,43 @@ class _Rollout:
 
     def _finalize(self, status: str) -> None:
         self.set(status=status, ended_at=self.now, gate=None)
+        message = f"ended {status}" + (f": {self['error']}" if self["error"] else "")
+        self.log("ended", message)
         self._run_hook("on_success" if status == "succeeded" else "on_failure", wait=False)
 
     def _batch_hook(self, name: str, index: int) -> bool:
-        """Run a pre_batch/post_batch hook once per batch; False while it runs."""
+        """Run a pre_batch/post_batch hook once per batch (and once per batch
+        of a rollback); False while it runs."""
         if getattr(self.spec.hooks, name) is None:
             return True
+        key = f"{name}:{index}" + (":rollback" if self.rolling_back else "")
         gate = self["gate"] or {}
-        if f"{name}:{index}" in (gate.get("hooks") or []):
+        if key in (gate.get("hooks") or []):
             return True
         if gate.get("kind") == name:
             return False  # running
         execution = self._run_hook(name, wait=True)
         if execution is not None:
-            self._gate(kind=name, execution=execution, batch=index)
+            self._gate(kind=name, execution=execution, batch=index, key=key)
         return False
 
     def drive(self) -> None:
         if self["status"] not in ("running", "paused"):
             return
         counts = self._counts()
+        if self.rolling_back:
+            self._drive_rollback(counts)
+            return
         running = sum(c.get("running", 0) for c in counts.values())
         if not self["ending"]:
             self._check_budget(counts)
         if self["ending"]:
             if running == 0:
                 store.skip_pending(self.conn, self.id)
-                self._finalize(self["ending"])
+                if self._wants_rollback():
+                    self._begin_rollback()
+                else:
+                    self._finalize(self["ending"])
             return
         if self["status"] == "paused":
             return
@@ -652,9 +788,14 @@ class _Rollout:
             batch = counts.get(index, {})
             pending, in_flight = batch.get("pending", 0), batch.get("running", 0)
             fresh = pending and not in_flight and sum(batch.values()) == pending
+            sliding = self.plan.get("mode") == "window"
+            if pending and (fresh or sliding) and not self._window_open():
+                return
             if fresh and not self._batch_hook("pre_batch", index):
                 return
             if pending:
+                if fresh:
+                    self.log("batch", f"batch {index} started: {pending} hosts")
                 concurrency = (self.plan.get("concurrency") or [])[index : index + 1]
                 limit = concurrency[0] if concurrency else pending
                 room = limit - in_flight
@@ -688,6 +829,29 @@ class _Rollout:
                     f"stopped: {in_batch} failures in batch {index}, more than {batch_limit}",
                 )
 
+    def _window_open(self) -> bool:
+        """Whether a new batch (or, in window mode, a new host) may start now."""
+        windows = self.spec.windows
+        if not windows:
+            return True
+        is_open, when = core.window_state(windows, self.now)
+        gate = self["gate"] or {}
+        if is_open:
+            if gate.get("kind") == "window":
+                self.log("gate", "the time window is open")
+                self._gate()
+            return True
+        if gate.get("kind") != "window" or gate.get("until") != when:
+            zones = {w.timezone for w in windows}
+            zone = zones.pop() if len(zones) == 1 else None
+            if math.isfinite(when):
+                self._gate(kind="window", until=when, timezone=zone)
+                store.send(self.conn, self.id, {"wake": True}, delay=max(0.0, when - self.now))
+                self.log("gate", f"outside the time windows: waiting until {iso(when)}")
+            else:  # refused when the spec is read; never wait for ever silently
+                self._stop("failed", "the time windows never open")
+        return False
+
     def _gates_passed(self, index: int) -> bool:
         """Work through the gates after batch ``index``; False while one holds."""
         gates = (self.plan.get("gates") or [])[index : index + 1]
@@ -704,17 +868,24 @@ class _Rollout:
                 waiting["until"] = self.now + float(gate["seconds"])
                 store.send(self.conn, self.id, {"wake": True}, delay=float(gate["seconds"]))
                 self._gate(**waiting)
+                self.log("gate", f"soak time after batch {index}: {gate['seconds']:g} s")
                 return False
             if kind == "hold":
                 self._gate(**waiting)
                 self.set(status="paused")
+                self.log("gate", f"held after batch {index}: resume to go on")
                 return False
             if kind == "approval":
                 inquiry = self._ask(index, k, gate)
                 waiting.update(inquiry=inquiry, on_timeout=gate.get("on_timeout", "abort"))
                 self._gate(**waiting)
+                self.log("gate", f"waiting for approval after batch {index} (inquiry {inquiry})")
                 return False
-            k += 1
+            if kind == "analysis":
+                waiting.update(name=gate["analysis"], run=self._begin_analysis(index, k, gate))
+                self._gate(**waiting)
+                return False
+            k += 1  # window gates are checked before each batch starts
         return True
 
     def _ask(self, index: int, k: int, gate: dict[str, Any]) -> str:
@@ -738,7 +909,194 @@ class _Rollout:
         )
         return str(row["id"])
 
-    # -- a host's phases: preflight, pre_host, action, health, post_host --------------
+    # -- metric analysis ---------------------------------------------------------------
+
+    def _analysis_spec(self, name: str) -> core.Analysis:
+        return next(a for a in self.spec.analysis if a.name == name)
+
+    def _begin_analysis(self, index: int, k: int, gate: dict[str, Any]) -> int:
+        runs = list(self["analysis"] or [])
+        run = {
+            "gate": gate["gate"],
+            "name": gate["analysis"],
+            "after_batch": index,
+            "status": "running",
+            "measurements": [],
+            "started_at": self.now,
+            "execution": None,
+        }
+        runs.append(run)
+        self.set(analysis=runs)
+        self.log("analysis", f"analysis {gate['analysis']} after batch {index} started")
+        self._measure(len(runs) - 1, delay=0.0)
+        return len(runs) - 1
+
+    def _measure(self, number: int, delay: float) -> None:
+        runs = [dict(r) for r in self["analysis"] or []]
+        run = runs[number]
+        spec = self._analysis_spec(run["name"])
+        action, parameters = analysis.measurement_request(spec)
+        try:
+            row = exe_service.request(
+                self.conn,
+                action_ref=action,
+                parameters=parameters,
+                user=self.row["user"],
+                keyring=self.keyring,
+                context={"rollout": {"id": self.id, "analysis": number}},
+                extra_context={
+                    "rollout": {
+                        "id": self.id,
+                        "name": self.row["name"],
+                        "batch": run["after_batch"],
+                        "started_at": iso(self.row["started_at"] or self.now),
+                    }
+                },
+                delay=delay,
+            )
+        except SquallError as exc:
+            run["execution"] = None
+            runs[number] = run
+            self.set(analysis=runs)
+            measurement = analysis.Measurement(
+                at=self.now, value=None, outcome="error", message=exc.message
+            )
+            self._judge(number, measurement)
+            return
+        run["execution"] = row["id"]
+        runs[number] = run
+        self.set(analysis=runs)
+
+    def _measured(self, child: dict[str, Any], number: int) -> None:
+        runs = self["analysis"] or []
+        if number >= len(runs):
+            return
+        run = runs[number]
+        if run.get("status") != "running" or run.get("execution") != child["id"]:
+            return
+        spec = self._analysis_spec(run["name"])
+        measurement = analysis.measure(spec, str(child["status"]), child.get("result"), self.now)
+        self._judge(number, measurement)
+
+    def _judge(self, number: int, measurement: analysis.Measurement) -> None:
+        runs = [dict(r) for r in self["analysis"] or []]
+        run = runs[number]
+        spec = self._analysis_spec(run["name"])
+        run["measurements"] = [*run["measurements"], measurement.to_dict()]
+        taken = [analysis.Measurement.from_dict(m) for m in run["measurements"]]
+        verdict = analysis.verdict(spec, taken)
+        run["status"] = verdict
+        run["summary"] = analysis.describe(spec, taken)
+        runs[number] = run
+        self.set(analysis=runs)
+        if verdict == "running":
+            self._measure(number, delay=spec.interval)
+            return
+        gate = self["gate"] or {}
+        waiting = gate.get("kind") == "analysis" and gate.get("run") == number
+        after = run["after_batch"]
+        self.log("analysis", f"analysis {run['name']} after batch {after}: {verdict}")
+        if verdict == "successful":
+            if waiting:
+                self._pass_gate()
+        elif verdict == "failed":
+            self._stop("failed", f"analysis {run['name']} failed after batch {after}")
+        elif waiting:  # inconclusive: a human decides
+            self._gate(**{**gate, "inconclusive": True})
+            self.set(status="paused")
+            self.log(
+                "gate",
+                f"analysis {run['name']} is inconclusive: resume to go on, abort to stop",
+            )
+
+    # -- rolling back --------------------------------------------------------------------
+
+    def _wants_rollback(self) -> bool:
+        state = self["rollback"] or {}
+        if state.get("state") == "requested":
+            return True
+        automatic = self.spec.rollback is not None and self.spec.rollback.automatic
+        return automatic and self["ending"] == "failed" and not state
+
+    def _begin_rollback(self) -> None:
+        state = self["rollback"] or {}
+        automatic = state.get("state") != "requested"
+        reason = state.get("reason") or self["error"] or "requested"
+        count = store.mark_undo(self.conn, self.id)
+        undo = store.undo_counts(self.conn, self.id)
+        self.set(
+            rollback={
+                "state": "running",
+                "reason": reason,
+                "automatic": automatic,
+                "batch": max(undo) if undo else 0,
+                "started_at": self.now,
+                "hosts": count,
+            },
+            ending=None,
+            gate=None,
+            status="running",
+        )
+        how = "automatic rollback" if automatic else "rollback"
+        self.log("rollback", f"{how} of {count} hosts, last batch first ({reason})")
+        if not count:
+            self._end_rollback({})
+            return
+        self._drive_rollback(self._counts())
+
+    def _drive_rollback(self, counts: Mapping[int, Mapping[str, int]]) -> None:
+        running = sum(c.get("running", 0) for c in counts.values())
+        if self["ending"]:  # aborted while rolling back
+            if running == 0:
+                state = {**(self["rollback"] or {}), "state": "done", "ended_at": self.now}
+                self.set(rollback=state)
+                self._finalize(self["ending"])
+            return
+        if self["status"] == "paused":
+            return
+        undo = store.undo_counts(self.conn, self.id)
+        while True:
+            state = dict(self["rollback"] or {})
+            index = int(state.get("batch", 0))
+            batch = undo.get(index, {})
+            pending, in_flight = batch.get("pending", 0), batch.get("running", 0)
+            fresh = pending and not in_flight and sum(batch.values()) == pending
+            if fresh and not self._batch_hook("pre_batch", index):
+                return
+            if pending:
+                if fresh:
+                    self.log("batch", f"rolling back batch {index}: {pending} hosts")
+                concurrency = (self.plan.get("concurrency") or [])[index : index + 1]
+                limit = concurrency[0] if concurrency else pending
+                room = limit - in_flight
+                if room > 0:
+                    self._start_undo(index, room)
+                return
+            if in_flight:
+                return
+            if batch and not self._batch_hook("post_batch", index):
+                return
+            lower = [b for b in undo if b < index]
+            if not lower:
+                self._end_rollback(undo)
+                return
+            self.set(rollback={**state, "batch": max(lower)}, gate=None)
+
+    def _end_rollback(self, undo: Mapping[int, Mapping[str, int]]) -> None:
+        failed = sum(c.get("failed", 0) for c in undo.values())
+        self.set(rollback={**(self["rollback"] or {}), "state": "done", "ended_at": self.now})
+        if failed:
+            self.set(error=f"the rollback failed on {failed} hosts")
+            self._finalize("failed")
+        else:
+            self._finalize("rolled_back")
+
+    def _start_undo(self, index: int, room: int) -> None:
+        for host in store.next_undo(self.conn, self.id, index, room):
+            self._host(host, status="running", undo="running", tries=0, passes=0, error=None)
+            self._pre_host(host)
+
+    # -- a host's phases: preflight, pre_host, action (or rollback), health, post_host --
 
     def _start_hosts(self, index: int, room: int) -> None:
         for host in store.next_pending(self.conn, self.id, index, room):
@@ -746,16 +1104,29 @@ class _Rollout:
             if self.spec.checks.preflight is not None:
                 self._check(host, "preflight", self.spec.checks.preflight)
             else:
-                self._after_preflight(host)
+                self._pre_host(host)
 
     def _host(self, host: str, **values: Any) -> None:
         self.host_changes.append({"host": host, **values})
         self.hosts_now.setdefault(host, {}).update(values)
 
-    def _after_preflight(self, host: str) -> None:
+    def _host_row(self, host: str) -> dict[str, Any]:
+        """The host as it is now: its row with this step's changes."""
+        return {**(store.host(self.conn, self.id, host) or {}), **self.hosts_now.get(host, {})}
+
+    def _pre_host(self, host: str) -> None:
         hook = self.spec.hooks.pre_host
         if hook is not None:
             self._launch(host, "pre_host", hook.action, dict(hook.parameters))
+        else:
+            self._change(host)
+
+    def _change(self, host: str) -> None:
+        """The host's main phase: the action, or its undo while rolling back."""
+        if self.rolling_back:
+            assert self.spec.rollback is not None
+            rollback = self.spec.rollback
+            self._launch(host, "rollback", rollback.action, dict(rollback.parameters))
         else:
             self._launch(host, "action", self.spec.action, dict(self.spec.parameters))
 
@@ -763,11 +1134,14 @@ class _Rollout:
         self, host: str, phase: str, action: str, parameters: dict[str, Any], delay: float = 0
     ) -> None:
         """Run one phase of a host as an execution; its end comes back as an event."""
-        if phase == "action":
+        if phase in ("action", "rollback"):
             parameters = {**parameters, self.spec.host_parameter: host}
         elif phase in ("preflight", "health") and action == "core.remote":
             parameters["hosts"] = host
         # Hooks name the host themselves, through {{ host.name }} / {{ host.address }}.
+        facts = self._host_facts(host)
+        if action == "core.tcp":
+            parameters["host"] = facts["address"]
         try:
             row = exe_service.request(
                 self.conn,
@@ -782,8 +1156,9 @@ class _Rollout:
                         "name": self.row["name"],
                         "batch": self["batch"],
                         "host": host,
+                        "rolling_back": self.rolling_back,
                     },
-                    "host": self._host_facts(host),
+                    "host": facts,
                 },
                 delay=delay,
             )
@@ -792,7 +1167,10 @@ class _Rollout:
             self._host(host, phase=phase, execution_id=None, error=exc.message)
             store.send(self.conn, self.id, {"host": host, "phase": phase, "refused": exc.message})
             return
-        self._host(host, phase=phase, execution_id=row["id"])
+        changes: dict[str, Any] = {"phase": phase, "execution_id": row["id"]}
+        if phase == "action":
+            changes["changed"] = True
+        self._host(host, **changes)
 
     def _host_facts(self, host: str) -> dict[str, Any]:
         found = self.inventory.hosts.get(host) if self.inventory is not None else None
@@ -801,15 +1179,19 @@ class _Rollout:
         return {"name": host, "address": found.address, "facts": dict(found.facts)}
 
     def _check(self, host: str, phase: str, check: core.Check, delay: float = 0) -> None:
+        timeout = max(1, int(check.timeout))
         if check.command is not None:
-            params: dict[str, Any] = {"cmd": check.command, "timeout": max(1, int(check.timeout))}
+            params: dict[str, Any] = {"cmd": check.command, "timeout": timeout}
             self._launch(host, phase, "core.remote", params, delay)
         elif check.http is not None:
-            params = {"url": check.http.url, "timeout": max(1, int(check.timeout))}
+            params = {"url": check.http.url, "timeout": timeout}
             self._launch(host, phase, "core.http", params, delay)
+        elif check.tcp is not None:
+            params = {"port": check.tcp.port, "timeout": timeout}
+            self._launch(host, phase, "core.tcp", params, delay)
 
     def _phase_done(self, host: str, phase: str, child: dict[str, Any] | None) -> None:
-        row = self.hosts_now.get(host) or store.host(self.conn, self.id, host) or {}
+        row = self._host_row(host)
         if row.get("status") != "running":
             return
         if child is not None and row.get("execution_id") not in (None, child["id"]):
@@ -824,7 +1206,7 @@ class _Rollout:
             status, ok, error = "failed", False, row.get("error")
         if phase == "preflight":
             if ok:
-                self._after_preflight(host)
+                self._pre_host(host)
             elif check is not None and check.on_fail == "exclude":
                 self._finish_host(
                     host, "skipped", f"excluded: the pre-flight check failed: {error}"
@@ -834,10 +1216,12 @@ class _Rollout:
                 self._stop("failed", f"the pre-flight check failed on {host}")
         elif phase == "pre_host":
             if ok:
-                self._launch(host, "action", self.spec.action, dict(self.spec.parameters))
+                self._change(host)
             else:
                 self._post(host, "failed", f"the pre_host hook failed: {error}")
-        elif phase == "action":
+        elif phase in ("action", "rollback"):
+            if child is not None and phase == "action":
+                self._host(host, output=_host_output(child, host))
             if ok and self.spec.checks.health is not None:
                 self._host(host, tries=1, passes=0)
                 self._check(host, "health", self.spec.checks.health)
@@ -878,6 +1262,14 @@ class _Rollout:
         self._launch(host, "post_host", hook.action, dict(hook.parameters))
 
     def _finish_host(self, host: str, status: str, error: str | None) -> None:
+        if self._host_row(host).get("undo") == "running":
+            if status == "succeeded":
+                self._host(host, status="rolled_back", undo="done", error=None, phase=None)
+            else:
+                failure = f"the rollback failed: {error or status}"
+                self._host(host, status="failed", undo="failed", error=failure, phase=None)
+            self._host(host, ended_at=self.now)
+            return
         self._host(host, status=status, error=error, phase=None, ended_at=self.now)
 
     # -- rollout-level hooks ---------------------------------------------------------------
@@ -901,6 +1293,7 @@ class _Rollout:
                         "batch": self["batch"],
                         "status": self["status"],
                         "error": self["error"],
+                        "rolling_back": self.rolling_back,
                     }
                 },
             )
@@ -917,8 +1310,8 @@ class _Rollout:
         if gate.get("kind") != event["hook"] or gate.get("execution") != child["id"]:
             return
         if child["status"] == Status.SUCCEEDED:
-            done = [*(gate.get("hooks") or []), f"{event['hook']}:{gate.get('batch')}"]
-            self.set(gate={"hooks": done})
+            key = gate.get("key") or f"{event['hook']}:{gate.get('batch')}"
+            self.set(gate={"hooks": [*(gate.get("hooks") or []), key]})
         else:
             error = (
                 (child.get("result") or {}).get("error")
@@ -926,6 +1319,29 @@ class _Rollout:
                 else None
             )
             self._stop("failed", f"the {event['hook']} hook failed: {error or child['status']}")
+
+
+def _host_output(child: dict[str, Any], host: str) -> str | None:
+    """A host's output, short, to fold identical ones together: the command's
+    stdout for a remote action, else the action's result."""
+    result = child.get("result")
+    text: Any = None
+    if isinstance(result, dict):
+        entry = result.get(host)
+        if isinstance(entry, dict) and "stdout" in entry:
+            text = entry.get("stdout")
+        elif "stdout" in result:
+            text = result.get("stdout")
+        elif "output" in result:
+            text = result.get("output")
+    elif result is not None:
+        text = result
+    if text is None or text == "":
+        return None
+    if not isinstance(text, str):
+        text = json.dumps(text, sort_keys=True, default=str)
+    text = text.strip()
+    return text[:OUTPUT_CHARS] if text else None
 
 
 def _check_passed(

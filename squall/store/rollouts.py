@@ -13,7 +13,7 @@ from squall.core.executions import FINAL, Status
 from squall.errors import NotFound
 from squall.store import queue
 from squall.store.ids import new_id
-from squall.store.tables import rollout_hosts, rollouts
+from squall.store.tables import rollout_hosts, rollout_log, rollouts
 
 ROLLOUT = "rollout"  # the queue topic of the controller's events
 ROLLOUT_RUNNER = "rollout"  # core.rollout's runner type
@@ -45,6 +45,8 @@ def create(
         "error": None,
         "user": user,
         "execution_id": execution_id,
+        "rollback": None,
+        "analysis": None,
         "created_at": now,
         "started_at": None,
         "ended_at": None,
@@ -162,6 +164,115 @@ def set_hosts(conn: Connection, rollout_id: str, changes: list[dict[str, Any]]) 
         )
 
 
+def skip(conn: Connection, rollout_id: str, names: Sequence[str], error: str) -> list[str]:
+    """Mark the given hosts ``skipped`` if they have not started; the ones marked."""
+    done = []
+    for name in names:
+        result = conn.execute(
+            rollout_hosts.update()
+            .where(
+                rollout_hosts.c.rollout_id == rollout_id,
+                rollout_hosts.c.host == name,
+                rollout_hosts.c.status == "pending",
+            )
+            .values(status="skipped", error=error, ended_at=time.time())
+        )
+        if result.rowcount:
+            done.append(name)
+    return done
+
+
+def retry(conn: Connection, rollout_id: str, statuses: Sequence[str], *, skipped: bool) -> int:
+    """Put hosts that ended with one of ``statuses`` back to ``pending``
+    (and, with ``skipped``, the hosts skipped because the rollout stopped:
+    not the ones a user skipped or a pre-flight check excluded)."""
+    which = rollout_hosts.c.status.in_(list(statuses))
+    if skipped:
+        which = which | ((rollout_hosts.c.status == "skipped") & rollout_hosts.c.error.is_(None))
+    result = conn.execute(
+        rollout_hosts.update()
+        .where(rollout_hosts.c.rollout_id == rollout_id, which)
+        .values(
+            status="pending",
+            phase=None,
+            outcome=None,
+            execution_id=None,
+            error=None,
+            tries=0,
+            passes=0,
+            started_at=None,
+            ended_at=None,
+            output=None,
+        )
+    )
+    return int(result.rowcount or 0)
+
+
+def mark_undo(conn: Connection, rollout_id: str) -> int:
+    """Every host the action was started on, and that could be reached, is to be undone."""
+    result = conn.execute(
+        rollout_hosts.update()
+        .where(
+            rollout_hosts.c.rollout_id == rollout_id,
+            rollout_hosts.c.changed.is_(True),
+            rollout_hosts.c.status.not_in(["pending", "skipped", "unreachable", "rolled_back"]),
+        )
+        .values(undo="pending")
+    )
+    return int(result.rowcount or 0)
+
+
+def undo_counts(conn: Connection, rollout_id: str) -> dict[int, dict[str, int]]:
+    """Hosts to undo by state (pending, running, done, failed), per batch."""
+    q = (
+        sa.select(rollout_hosts.c.batch, rollout_hosts.c.undo, sa.func.count())
+        .where(rollout_hosts.c.rollout_id == rollout_id, rollout_hosts.c.undo.is_not(None))
+        .group_by(rollout_hosts.c.batch, rollout_hosts.c.undo)
+    )
+    out: dict[int, dict[str, int]] = {}
+    for batch, undo, n in conn.execute(q).all():
+        out.setdefault(batch, {})[undo] = int(n)
+    return out
+
+
+def next_undo(conn: Connection, rollout_id: str, batch: int, limit: int) -> list[str]:
+    """The next hosts of a batch to undo: the last changed first."""
+    q = (
+        sa.select(rollout_hosts.c.host)
+        .where(
+            rollout_hosts.c.rollout_id == rollout_id,
+            rollout_hosts.c.batch == batch,
+            rollout_hosts.c.undo == "pending",
+        )
+        .order_by(rollout_hosts.c.seq.desc())
+        .limit(limit)
+    )
+    return [r.host for r in conn.execute(q).all()]
+
+
+def outputs(conn: Connection, rollout_id: str, *, limit: int = 20) -> list[tuple[str, int]]:
+    """The hosts' outputs, identical ones counted together, most frequent first."""
+    count = sa.func.count().label("n")
+    q = (
+        sa.select(rollout_hosts.c.output, count)
+        .where(rollout_hosts.c.rollout_id == rollout_id, rollout_hosts.c.output.is_not(None))
+        .group_by(rollout_hosts.c.output)
+        .order_by(count.desc(), rollout_hosts.c.output)
+        .limit(limit)
+    )
+    return [(r.output, int(r.n)) for r in conn.execute(q).all()]
+
+
+def hosts_with_output(conn: Connection, rollout_id: str, output: str, limit: int) -> list[str]:
+    q = (
+        sa.select(rollout_hosts.c.host)
+        .where(rollout_hosts.c.rollout_id == rollout_id, rollout_hosts.c.output == output)
+        .order_by(rollout_hosts.c.seq)
+        .limit(limit)
+    )
+    return [r.host for r in conn.execute(q).all()]
+
+
 def skip_pending(conn: Connection, rollout_id: str) -> int:
     """Every host never started is ``skipped``."""
     result = conn.execute(
@@ -170,6 +281,37 @@ def skip_pending(conn: Connection, rollout_id: str) -> int:
         .values(status="skipped", ended_at=time.time())
     )
     return int(result.rowcount or 0)
+
+
+# -- the decision log -------------------------------------------------------------------
+
+
+def log(
+    conn: Connection, rollout_id: str, kind: str, message: str, user: str | None = None
+) -> None:
+    conn.execute(
+        rollout_log.insert(),
+        [
+            {
+                "rollout_id": rollout_id,
+                "at": time.time(),
+                "kind": kind,
+                "message": message,
+                "user": user,
+            }
+        ],
+    )
+
+
+def logs(conn: Connection, rollout_id: str, *, limit: int = 100) -> list[dict[str, Any]]:
+    """The newest ``limit`` entries, oldest first."""
+    q = (
+        sa.select(rollout_log)
+        .where(rollout_log.c.rollout_id == rollout_id)
+        .order_by(rollout_log.c.id.desc())
+        .limit(limit)
+    )
+    return [dict(r._mapping) for r in reversed(conn.execute(q).all())]
 
 
 # -- events --------------------------------------------------------------------------------

@@ -322,6 +322,11 @@ rollouts = sa.Table(
     sa.Column("error", sa.Text, nullable=True),
     sa.Column("user", sa.String(255), nullable=True),
     sa.Column("execution_id", sa.String(32), nullable=True),  # a core.rollout that started it
+    # Undoing the change: {state: requested|running|done, reason, automatic,
+    # batch (the batch being undone, last first), started_at, user}.
+    sa.Column("rollback", Json, nullable=True),
+    # Metric analysis runs: [{gate, name, after_batch, status, measurements}].
+    sa.Column("analysis", Json, nullable=True),
     sa.Column("created_at", Ts, nullable=False),
     sa.Column("started_at", Ts, nullable=True),
     sa.Column("ended_at", Ts, nullable=True),
@@ -347,5 +352,23 @@ rollout_hosts = sa.Table(
     sa.Column("error", sa.Text, nullable=True),
     sa.Column("started_at", Ts, nullable=True),
     sa.Column("ended_at", Ts, nullable=True),
+    # The action was started on the host: a rollback undoes it.
+    sa.Column("changed", sa.Boolean, nullable=False, server_default=sa.false()),
+    # Its undo: pending, running, done, failed (None: nothing to undo).
+    sa.Column("undo", sa.String(16), nullable=True),
+    sa.Column("output", sa.Text, nullable=True),  # the action's output, short, for folding
     sa.Index("ix_rollout_hosts_batch", "rollout_id", "batch", "status"),
+)
+
+# What a rollout's controller decided and who steered it, in order.
+rollout_log = sa.Table(
+    "rollout_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("rollout_id", sa.String(32), nullable=False),
+    sa.Column("at", Ts, nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("user", sa.String(255), nullable=True),
+    sa.Index("ix_rollout_log_rollout", "rollout_id", "id"),
 )

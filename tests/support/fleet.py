@@ -50,6 +50,7 @@ import ipaddress
 import json
 import os
 import pwd
+import re
 import resource
 import secrets
 import shlex
@@ -587,7 +588,9 @@ class Fleet:
             wanted = {w for w in wanted if w not in text}
             if not wanted:
                 return
-            if "Bind to port" in text or daemon.proc.poll() is not None:
+            # "debug1: Bind to port 22 on A." comes before each "Server
+            # listening"; only "error: Bind to port 22 on A failed: ..." is one.
+            if re.search(r"Bind to port \d+ on \S+ failed", text) or daemon.proc.poll() is not None:
                 raise RuntimeError(
                     f"sshd for {daemon.addresses[0]}... did not start "
                     f"(something else listening there?):\n{text[-2000:]}"

@@ -4,6 +4,7 @@ re-run, output, secrets, policies, bad input."""
 from __future__ import annotations
 
 import itertools
+import socket
 import time
 
 import httpx
@@ -49,6 +50,34 @@ def test_noop_and_echo(server: Server, client: httpx.Client) -> None:
     assert server.wait_final(client, run(client, "core.noop")["id"])["status"] == "succeeded"
     done = server.wait_final(client, run(client, "core.echo", message="hi there")["id"])
     assert done["result"]["stdout"] == "hi there"
+
+
+def test_core_tcp(server: Server, client: httpx.Client) -> None:
+    done = server.wait_final(
+        client, run(client, "core.tcp", host="127.0.0.1", port=server.port)["id"]
+    )
+    assert done["status"] == "succeeded"
+    assert done["result"]["connected"] is True
+    assert done["result"]["port"] == server.port
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    done = server.wait_final(client, run(client, "core.tcp", host="127.0.0.1", port=closed)["id"])
+    assert done["status"] == "failed"
+    assert done["result"] == {
+        "host": "127.0.0.1",
+        "port": closed,
+        "connected": False,
+        "seconds": done["result"]["seconds"],
+        "error": "connection refused",
+    }
+    r = client.post(
+        "/api/v1/executions",
+        json={"action": "core.tcp", "parameters": {"host": "127.0.0.1", "port": 70000}},
+    )
+    assert r.status_code == 400 and "port" in r.json()["faultstring"]
+    r = client.post("/api/v1/executions", json={"action": "core.tcp", "parameters": {"port": 22}})
+    assert r.status_code == 400 and "host" in r.json()["faultstring"]
 
 
 def test_timeout_kills_the_process_group(server: Server, client: httpx.Client, tmp_path) -> None:

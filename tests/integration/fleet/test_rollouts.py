@@ -266,6 +266,68 @@ def test_cli_plan_start_status(server: Server, fleet: Fleet, tmp_path: Path) -> 
     assert refused.returncode == 1 and "batches[0]" in refused.stderr
 
 
+def test_cli_skip_retry_and_rollback(
+    server: Server, api: httpx.Client, fleet: Fleet, tmp_path: Path
+) -> None:
+    home = Path(os.path.expanduser(f"~{fleet.user}"))
+    flag = home / f".rollout-{RUN}-cli-steer-flag"
+    flag.write_text("fail\n")
+    fail_at = fleet.addresses[2]  # r03, in the second batch
+    cmd = (
+        f'set -- $SSH_CONNECTION; echo run >> ~/.rollout-{RUN}-cli-steer-"$3"; '
+        f'[ "$3" = {fail_at} ] && [ -e {flag} ] && exit 3; echo ok'
+    )
+    undo = {"action": "core.remote", "parameters": {"cmd": "echo undone"}}
+    body = spec("cli-steer", cmd, max_failures=0, gates=[{"after": 0, "hold": True}], rollback=undo)
+    path = tmp_path / "steer.yaml"
+    path.write_text(yaml.safe_dump(body))
+    started = _cli(server, "start", str(path), "--json")
+    assert started.returncode == 0, started.stderr
+    rid = json.loads(started.stdout)["id"]
+
+    # Held after the canary: leave a host of the last batch out.
+    view = wait(api, rid, lambda v: v["status"] == "paused")
+    last = view["batches"][2]["hosts"][0]["name"]
+    skipped = _cli(server, "skip", rid, last, "--json")
+    assert skipped.returncode == 0, skipped.stderr
+    assert statuses(json.loads(skipped.stdout))[last] == "skipped"
+    assert _cli(server, "skip", rid, "nope").returncode == 1
+    assert _cli(server, "resume", rid).returncode == 0
+
+    # r03 fails: stopped; status says how to retry and how to roll back.
+    view = wait(api, rid)
+    assert view["status"] == "failed" and statuses(view)["r03"] == "failed"
+    shown = _cli(server, "status", rid)
+    assert f"retry the failed hosts: squall rollout retry {rid}" in shown.stdout
+    assert f"roll back: squall rollout rollback {rid}" in shown.stdout
+
+    flag.unlink()
+    retried = _cli(server, "retry", rid, "--json")
+    assert retried.returncode == 0, retried.stderr
+    assert json.loads(retried.stdout)["id"] == rid
+    view = wait(api, rid)
+    assert view["status"] == "succeeded" and statuses(view)["r03"] == "succeeded"
+    assert statuses(view)[last] == "skipped"
+    retried = _cli(server, "retry", rid, "--skipped")
+    assert retried.returncode == 0, retried.stderr
+    assert retried.stdout.startswith(f"rollout {rid} ")
+    view = wait(api, rid)
+    # The hosts skipped because it stopped ran; the one a user skipped did not.
+    assert view["counts"] == {"succeeded": HOSTS - 1, "skipped": 1, "total": HOSTS}
+    assert statuses(view)[last] == "skipped"
+
+    rolled = _cli(server, "rollback", rid, "--json")
+    assert rolled.returncode == 0, rolled.stderr
+    assert json.loads(rolled.stdout)["rollback"] is not None
+    view = wait(api, rid)
+    assert view["status"] == "rolled_back", view
+    shown = _cli(server, "status", rid)
+    changed = HOSTS - 1
+    assert "rolled back (" in shown.stdout
+    assert f"{changed} of {changed} hosts rolled back" in shown.stdout
+    assert _cli(server, "rollback", rid).returncode == 1  # once is enough
+
+
 def test_a_crash_mid_rollout_resumes_where_it_was(fleet: Fleet, tmp_path: Path) -> None:
     inventory = make_inventory(fleet, tmp_path / "inventory.yaml")
     env = {

@@ -222,3 +222,16 @@ def test_api_keys_and_tokens_are_stored_hashed(db: Database) -> None:
     user = db.read_sync(auth.get_user, "u")
     assert auth.verify_password("pw", user["password_hash"])
     assert not auth.verify_password("wrong", user["password_hash"])
+
+
+def test_migrations_build_the_schema_the_code_declares(db: Database) -> None:
+    # A column added to tables.py without a migration (or the other way
+    # round) would only show on a real upgrade; compare them here.
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from squall.store.tables import metadata
+
+    with db.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    assert diff == []

@@ -1,13 +1,19 @@
-"""How the CLI shows rollouts: plans, budgets, durations, gates and failures."""
+"""How the CLI shows rollouts: plans, budgets, durations, gates, failures, analyses,
+rollbacks, outputs and the log; and the steering commands against a stand-in API."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
+from squall.cli import rollouts as rollouts_cli
+from squall.cli.main import cli
 from squall.cli.rollouts import (
+    analysis_lines,
     batch_line,
     budget_text,
     change_line,
@@ -15,13 +21,23 @@ from squall.cli.rollouts import (
     failure_groups,
     gate_text,
     gate_wait_text,
+    log_lines,
     names_text,
     new_hosts_text,
+    next_steps,
+    output_lines,
     plan_budget_lines,
     plan_columns,
     plan_rows,
     render_status,
+    rollback_batch_lines,
+    rollback_text,
+    rolling_back,
     span_text,
+    sparkline,
+    value_text,
+    window_mode_lines,
+    window_opens_text,
 )
 
 
@@ -103,6 +119,14 @@ def test_plan_rows_show_batch_budgets_when_set() -> None:
     found["budget"]["batches"] = [0, 1, None]
     assert plan_columns(found) == ["batch", "size", "hosts", "tolerated", "then"]
     assert [row[3] for row in plan_rows(found)] == ["0", "1", "no limit"]
+
+
+def test_a_window_mode_plan_says_how_wide_its_window_is() -> None:
+    found = _plan(mode="window", concurrency=[3], batches=[[f"h{i}" for i in range(12)]])
+    assert window_mode_lines(found) == [
+        "sliding window: 3 hosts in flight, a new one starting as soon as one finishes"
+    ]
+    assert window_mode_lines(_plan(mode="waves")) == []
 
 
 def test_gate_texts() -> None:
@@ -233,3 +257,319 @@ def test_change_line_and_render() -> None:
     assert "3 of 5 failures" in out
     assert "2 hosts: exit code 1" in out
     assert "3 hosts match the target now" in out
+
+
+# -- windows, analyses, rollbacks, outputs, the log and what to do next -------------------
+
+
+def test_a_closed_window_says_when_it_opens() -> None:
+    now = datetime(2024, 5, 1, 16, 48, tzinfo=UTC)
+    gate = {"kind": "window", "until": "2024-05-01T20:00:00Z", "timezone": "Europe/Paris"}
+    view: dict[str, Any] = {"id": "R1", "status": "running", "gate": gate}
+    assert gate_wait_text(view, now) == (
+        "waiting for the window: opens 22:00 Europe/Paris (in 3h 12m)"
+    )
+    # Another day: its date; no time zone: the local one.
+    assert window_opens_text("2024-05-03T20:00:00Z", "UTC", now) == (
+        "opens Fri 03 May 20:00 UTC (in 2d 3h)"
+    )
+    local = window_opens_text("2024-05-01T20:00:00Z", None, now)
+    assert local is not None and local.startswith("opens ") and local.endswith("(in 3h 12m)")
+    assert window_opens_text("2024-05-01T20:00:00Z", "Nowhere/Else", now) == local
+    view["gate"] = {"kind": "window", "until": None}
+    assert gate_wait_text(view, now) == "waiting for the window to open"
+
+
+def test_analysis_gates_say_what_runs_and_what_to_do_when_inconclusive() -> None:
+    gate = {"kind": "analysis", "after_batch": 0, "name": "error-rate", "run": 0}
+    view: dict[str, Any] = {"id": "R1", "status": "running", "gate": gate}
+    assert gate_wait_text(view) == "analysis error-rate running after batch 0"
+    view = {"id": "R1", "status": "paused", "gate": {**gate, "inconclusive": True}}
+    assert gate_wait_text(view) == (
+        "analysis error-rate after batch 0 is inconclusive: go on with squall rollout "
+        "resume R1, or stop with squall rollout abort R1"
+    )
+
+
+def test_values_and_sparklines() -> None:
+    assert value_text([0.0123456]) == "0.01235"
+    assert value_text(3) == "3"
+    assert value_text(None) == "—"
+    assert value_text("NaN") == "NaN"
+    assert value_text([0.1, 0.2]) == "[0.1, 0.2]"
+    assert value_text("a long line of text\nand more") == "a long line…"
+    assert value_text(True) == "true"
+    assert sparkline([[0.0], [0.5], [1.0]]) == "▁▅█"
+    assert sparkline([1, None, "+Inf", 1]) == "▄  ▄"
+    assert sparkline(["text"]) == ""
+
+
+def _measurement(value: Any, outcome: str, message: str | None = None) -> dict[str, Any]:
+    return {"at": "2024-05-01T11:50:00Z", "value": value, "outcome": outcome, "message": message}
+
+
+def test_analysis_lines_show_the_verdict_and_every_measurement() -> None:
+    view = {
+        "analysis": [
+            {
+                "gate": 1,
+                "name": "error-rate",
+                "after_batch": 0,
+                "status": "failed",
+                "summary": "2 of 3 measurements failed (limit 1)",
+                "measurements": [
+                    _measurement([0.002], "successful"),
+                    _measurement([0.07], "failed", "the failure condition holds"),
+                    _measurement([0.09], "failed", "the failure condition holds"),
+                ],
+            },
+            {"name": "latency", "after_batch": 1, "status": "running", "measurements": []},
+            {
+                "name": "probe",
+                "after_batch": 1,
+                "status": "inconclusive",
+                "measurements": [
+                    _measurement(None, "error", "refused"),
+                    _measurement("x", "inconclusive"),
+                ],
+            },
+        ]
+    }
+    lines = [line.plain for line in analysis_lines(view)]
+    assert lines == [
+        "analysis error-rate after batch 0: failed — 2 of 3 measurements failed (limit 1)",
+        "  ▁▆█  0.002 ✓  0.07 ✗  0.09 ✗",
+        "analysis latency after batch 1: running",
+        "analysis probe after batch 1: inconclusive",
+        "  — !  x ?",
+    ]
+
+
+def _rolling_back_view() -> dict[str, Any]:
+    view = _view()
+    view["rollback"] = {
+        "reason": "stopped at the first failure (failure budget)",
+        "automatic": True,
+        "started_at": "2024-05-01T11:58:00Z",
+        "batch": 1,
+    }
+    view["batches"][1]["hosts"] = [
+        _host("c", "rolled_back"),
+        _host("d", "unreachable", "connection refused"),  # never changed: not undone
+        _host("e", "failed", "exit code 1"),
+        _host("f", "rolled_back"),
+        {**_host("g", "running"), "phase": "rollback"},
+        _host("h", "succeeded"),
+    ]
+    view["batches"][1]["counts"] = {
+        "rolled_back": 2,
+        "unreachable": 1,
+        "failed": 1,
+        "running": 1,
+        "succeeded": 1,
+        "total": 6,
+    }
+    return view
+
+
+def test_rolling_back_shows_the_reason_and_progress_per_batch() -> None:
+    view = _rolling_back_view()
+    assert rolling_back(view)
+    assert rollback_text(view) == (
+        "rolling back automatically (stopped at the first failure (failure budget)): "
+        "2 of 7 hosts rolled back"
+    )
+    lines = [line.plain for line in rollback_batch_lines(view, width=5)]
+    assert lines == [
+        "batch 1  undoing  [██░░░] 2/5 rolled back, 1 undoing",
+        "batch 0           [░░░░░] 0/2 rolled back",
+    ]
+    # Without the host lists, from the counts.
+    for batch in view["batches"]:
+        del batch["hosts"]
+    assert rollback_batch_lines(view, width=5)[0].plain == (
+        "batch 1  undoing  [██░░░] 2/5 rolled back"
+    )
+    assert "rolling back automatically" in change_line(view)
+
+
+def test_a_rollback_requested_then_ended() -> None:
+    view = _rolling_back_view()
+    view["rollback"] = {"state": "requested", "reason": "requested by alice"}
+    assert not rolling_back(view)
+    assert rollback_text(view) == "rollback requested (requested by alice)"
+    assert rollback_batch_lines(view) == []
+    view["rollback"] = {"reason": "requested by alice", "automatic": False, "batch": 0, "hosts": 7}
+    view["status"] = "rolled_back"
+    assert rollback_text(view) == "rolled back (requested by alice): 2 of 7 hosts rolled back"
+    view["status"] = "failed"
+    assert rollback_text(view) == ("rollback failed (requested by alice): 2 of 7 hosts rolled back")
+    assert rollback_text(_view()) is None
+
+
+def test_outputs_are_folded() -> None:
+    view = {
+        "outputs": [
+            {
+                "output": "active (running)\n",
+                "count": 812,
+                "hosts": [f"web-{i}" for i in range(10)],
+            },
+            {"output": "one\ntwo\nthree\nfour", "count": 2, "hosts": ["db-1", "db-2"]},
+            {"output": "", "count": 1, "hosts": ["x"]},
+        ]
+    }
+    lines = [line.plain for line in output_lines(view, shown=2, lines_shown=2)]
+    assert lines == [
+        "812 hosts: active (running)",
+        "    web-0, web-1, web-2, web-3, web-4, web-5, web-6, web-7 and 804 more",
+        "2 hosts:",
+        "    one",
+        "    two",
+        "    … 2 more lines",
+        "    db-1, db-2",
+        "and 1 other output",
+    ]
+    assert [line.plain for line in output_lines({"outputs": view["outputs"][2:]})] == [
+        "1 host: (no output)",
+        "    x",
+    ]
+
+
+def test_the_last_log_lines() -> None:
+    log = [
+        {"at": f"2024-05-01T11:4{i}:00Z", "kind": "batch", "message": f"batch {i} started"}
+        for i in range(7)
+    ]
+    log.append(
+        {"at": "2024-05-01T11:50:00Z", "kind": "control", "message": "paused", "user": "bob"}
+    )
+    log.append(
+        {
+            "at": "2024-05-01T11:51:00Z",
+            "kind": "control",
+            "message": "resumed by bob",
+            "user": "bob",
+        }
+    )
+    lines = [line.plain for line in log_lines({"log": log})]
+    assert len(lines) == 5
+    assert lines[0].endswith("  batch 4 started")
+    assert lines[-2].endswith("  paused (bob)")
+    assert lines[-1].endswith("  resumed by bob")
+    assert log_lines({"log": []}) == [] and log_lines({}) == []
+
+
+def test_next_steps_after_a_stop() -> None:
+    view: dict[str, Any] = {
+        "id": "R1",
+        "status": "failed",
+        "counts": {"succeeded": 5, "failed": 1, "timeout": 1, "skipped": 3, "total": 10},
+        "rollback": None,
+    }
+    assert next_steps(view) == [
+        "retry the failed hosts: squall rollout retry R1 (--skipped: also the 3 skipped hosts)"
+    ]
+    view["has_rollback"] = True
+    assert next_steps(view)[-1] == "roll back: squall rollout rollback R1"
+    view["counts"] = {"succeeded": 2, "skipped": 8, "total": 10}
+    view["status"] = "aborted"
+    assert next_steps(view)[0] == "run the 8 skipped hosts: squall rollout retry R1 --skipped"
+    assert next_steps({**view, "status": "succeeded"}) == []
+    assert next_steps({**view, "status": "running"}) == []
+    assert next_steps({**view, "rollback": {"reason": "x"}}) == []  # rolled back already
+
+
+def test_render_shows_rollback_analysis_outputs_log_and_hints() -> None:
+    from rich.console import Console
+
+    view = _rolling_back_view()
+    view["analysis"] = [
+        {
+            "name": "error-rate",
+            "after_batch": 0,
+            "status": "successful",
+            "summary": "3 of 3 measurements successful",
+            "measurements": [_measurement([0.001], "successful")] * 3,
+        }
+    ]
+    view["outputs"] = [{"output": "active (running)", "count": 3, "hosts": ["a", "c", "f"]}]
+    view["log"] = [
+        {
+            "at": "2024-05-01T11:58:00Z",
+            "kind": "rollback",
+            "message": "automatic rollback of 7 hosts",
+        }
+    ]
+    console = Console(width=200, highlight=False)
+    with console.capture() as captured:
+        console.print(render_status(view))
+    out = captured.get()
+    assert "rolling back automatically (stopped at the first failure" in out
+    assert "batch 1  undoing" in out
+    assert "analysis error-rate after batch 0: successful — 3 of 3 measurements successful" in out
+    assert "3 hosts: active (running)" in out
+    assert "automatic rollback of 7 hosts" in out
+    stopped = {**_view(), "status": "failed", "has_rollback": True, "rollback": None}
+    with console.capture() as captured:
+        console.print(render_status(stopped))
+    out = captured.get()
+    assert "retry the failed hosts: squall rollout retry R1" in out
+    assert "roll back: squall rollout rollback R1" in out
+
+
+# -- the commands, against a stand-in for the API --------------------------------------------
+
+
+class _FakeClient:
+    def __init__(self, answer: dict[str, Any]) -> None:
+        self.answer = answer
+        self.calls: list[tuple[str, str, Any]] = []
+
+    def request(self, method: str, path: str, *, body: Any = None, **_: Any) -> Any:
+        self.calls.append((method, path, body))
+        return self.answer
+
+
+@pytest.fixture
+def api(monkeypatch: pytest.MonkeyPatch) -> _FakeClient:
+    fake = _FakeClient({**_view(), "status": "running"})
+    monkeypatch.setattr(rollouts_cli, "client_of", lambda _ctx: fake)
+    return fake
+
+
+@pytest.mark.parametrize(
+    ("args", "path", "body"),
+    [
+        (["rollback", "R1"], "/api/v1/rollouts/R1/rollback", {}),
+        (["retry", "R1"], "/api/v1/rollouts/R1/retry", {"skipped": False}),
+        (["retry", "R1", "--skipped"], "/api/v1/rollouts/R1/retry", {"skipped": True}),
+        (
+            ["skip", "R1", "web-01", "web-02"],
+            "/api/v1/rollouts/R1/skip",
+            {"hosts": ["web-01", "web-02"]},
+        ),
+    ],
+)
+def test_steering_commands_post_and_print_the_view_as_json(
+    api: _FakeClient, args: list[str], path: str, body: dict[str, Any]
+) -> None:
+    result = CliRunner().invoke(cli, ["rollout", *args, "--json"])
+    assert result.exit_code == 0, result.output
+    assert api.calls == [("POST", path, body)]
+    assert json.loads(result.stdout) == api.answer
+
+
+def test_steering_commands_for_people(api: _FakeClient) -> None:
+    api.answer = _rolling_back_view()
+    result = CliRunner().invoke(cli, ["rollout", "rollback", "R1"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("rollout R1: rolling back automatically (")
+    assert "squall rollout status R1 --watch" in result.stderr
+    api.answer = {"id": "R1", "status": "running", "counts": {"pending": 3, "total": 8}}
+    result = CliRunner().invoke(cli, ["rollout", "retry", "R1"])
+    assert result.stdout == "rollout R1 running (3 hosts to run again)\n"
+    result = CliRunner().invoke(cli, ["rollout", "skip", "R1", "web-01"])
+    assert result.stdout == "rollout R1: skipped web-01\n"
+    result = CliRunner().invoke(cli, ["rollout", "skip", "R1"])
+    assert result.exit_code == 2 and "HOST" in result.stderr

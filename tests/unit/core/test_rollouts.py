@@ -384,6 +384,93 @@ def test_cron_schedules() -> None:
     assert "step" in (check_cron("*/0 * * * *") or "")
     assert "day of week" in (check_cron("0 0 * * 8") or "")
     assert check_cron("0 0 * * 7") is None  # Sunday
+    # Digits, but not ASCII ones: "\u00b2" is a superscript 2, "\u0661" an Arabic-Indic 1.
+    assert check_cron("0 0 * * \u00b2") == (
+        'the day of week field "\u00b2" is wrong: "\u00b2" is not a number or a name'
+    )
+    assert check_cron("0 0 * * \u0661") is not None
+    assert check_cron("0 0 30 2 *") == (
+        'the day of month "30" never comes in the month "2": "0 0 30 2 *" never fires'
+    )
+    assert check_cron("0 0 31 4,6,9,11 *") is not None
+    assert check_cron("0 0 29 2 *") is None  # leap years
+    assert check_cron("0 0 30 2 mon") is None  # or on Mondays
+
+
+# What check_cron accepts, croniter computes: every form of a field, and
+# random expressions made of the pieces check_cron knows and some it does not.
+CRON_ACCEPTED = [
+    "0 22 * * 1-5",
+    "0 0 * * 7",
+    "0 0 * * 0-7",
+    "0 0 * * 5-7",
+    "0 0 * * 7/2",
+    "0 0 * * sun",
+    "0 0 * * SUN",
+    "0 0 * * Mon-Fri",
+    "0 6 * * sun-sat/2",
+    "0 0 1 jan,jul *",
+    "0 0 1 JAN-dec/3 *",
+    "0 0 1 12/5 *",
+    "*/60 * * * *",
+    "*/1000 */100 */40 */13 */8",
+    "1-5/10 * * * *",
+    "00 01 01 01 *",
+    "0,15,30,45 0-23 1-31 1-12 0-6",
+    "0 0 29 2 *",
+    "0 0 30 2 mon",
+    "0 0 31 */2 *",
+    "0\t22   * * *",
+    "  0 22 * * *  ",
+    "@yearly",
+    "@annually",
+    "@monthly",
+    "@weekly",
+    "@daily",
+    "@midnight",
+    "@hourly",
+    "@DAILY",
+    " @Weekly ",
+]
+
+
+@pytest.mark.parametrize("expression", CRON_ACCEPTED)
+def test_what_check_cron_accepts_croniter_computes(expression: str) -> None:
+    assert check_cron(expression) is None
+    _computes(expression)
+
+
+# 2024-03-31 03:00 in Paris, as the clocks have just gone forward; 2025-07-01 00:00 UTC.
+MOMENTS = (1711846800.0, 1751328000.0)
+
+
+def _computes(expression: str, moments: tuple[float, ...] = MOMENTS) -> None:
+    window = rollouts.Window(expression, 3600, "Europe/Paris")
+    for moment in moments:
+        _, when = rollouts.window_state([window], moment)
+        assert moment < when < float("inf"), expression
+
+
+def test_random_cron_expressions_check_cron_accepts_croniter_computes() -> None:
+    rng = random.Random(7)
+    pieces = {
+        0: ["*", "0", "59", "5-10", "*/7", "3/4", "0-59/60", "60", "x", "", "1-"],
+        1: ["*", "0", "23", "22-23", "*/5", "24", "2/3"],
+        2: ["*", "1", "31", "29", "30", "15-20/2", "*/31", "0", "L"],
+        3: ["*", "1", "12", "2", "feb", "FEB-apr", "jan,jul", "*/2", "13", "foo"],
+        4: ["*", "0", "7", "sun", "mon-fri", "5-7", "7/2", "0-7/3", "8", "fri-sun", "1#2"],
+    }
+    accepted = 0
+    for _ in range(300):
+        fields = []
+        for index in range(5):
+            items = [rng.choice(pieces[index]) for _ in range(rng.choice([1, 1, 1, 2]))]
+            fields.append(",".join(items))
+        expression = " ".join(fields)
+        if check_cron(expression) is None:
+            accepted += 1
+            _computes(expression, MOMENTS[1:])
+    assert accepted > 40
 
 
 def test_approval_on_timeout_needs_a_timeout() -> None:
@@ -587,13 +674,59 @@ def test_max_per_group_matches_the_plain_rule(seed: int) -> None:
     assert [list(b) for b in result.batches] == expected
 
 
-def test_window_mode_slices_by_the_window() -> None:
+def test_window_mode_is_one_batch_with_a_sliding_window() -> None:
+    # Salt's batch mode: no waves; a new host starts as soon as one finishes.
     spec = _spec(mode="window", concurrency=4, max_per_group={"fact": "pool", "max": 1})
     result = plan(spec, _hosts(10, pool="same"), host_seconds=10)
-    assert [len(b) for b in result.batches] == [4, 4, 2]
-    assert result.estimated_seconds == 3 * 10
-    assert result.concurrency == (4, 4, 2)
-    assert plan(_spec(mode="window", concurrency="25%"), _hosts(10)).batches[0] == ("h00", "h01")
+    assert result.batches == (tuple(f"h{i:02d}" for i in range(10)),)
+    assert result.concurrency == (4,)
+    assert result.estimated_seconds == 3 * 10  # ceil(10 / 4) rounds
+    assert result.budget.batches == (None,)
+    assert result.gates == ((),)
+    percent = plan(_spec(mode="window", concurrency="25%"), _hosts(10), host_seconds=1)
+    assert percent.concurrency == (2,)  # 25% of all the hosts, rounded down
+    assert percent.estimated_seconds == 5
+    assert plan(_spec(mode="window", concurrency="1%"), _hosts(10)).concurrency == (1,)
+    assert plan(_spec(mode="window", concurrency=50), _hosts(3)).concurrency == (3,)
+    empty = plan(_spec(mode="window", concurrency=5), [])
+    assert empty.batches == () and empty.concurrency == () and empty.estimated_seconds == 0
+
+
+def test_window_mode_keeps_window_gates_before_every_host() -> None:
+    window = {"window": {"cron": "0 22 * * 1-5", "duration": "6h", "timezone": "Europe/Paris"}}
+    spec = _spec(mode="window", concurrency=2, gates=[window], max_failures=3)
+    result = plan(spec, _hosts(5))
+    assert [g.kind for g in result.before_first] == ["window"]
+    assert result.gates == ((),) and result.notes == ()
+    assert result.budget.max_failures == 3
+    assert spec.windows == (rollouts.Window("0 22 * * 1-5", 6 * 3600, "Europe/Paris"),)
+
+
+def test_window_mode_refuses_gates_between_batches_and_batch_budgets() -> None:
+    data = {
+        **_base("r"),
+        "mode": "window",
+        "concurrency": 5,
+        "batch_budget": {"max_failures": 1},
+        "gates": [
+            {"pause": "10m"},
+            {"after": 0, "approval": {"roles": ["ops"]}},
+            {"window": {"cron": "0 22 * * *", "duration": "6h"}},
+            {"hold": True},
+            {"analysis": "nowhere"},  # one problem: the gate, not its name too
+        ],
+    }
+    problems = dict(_problems(data))
+    assert sorted(problems) == ["batch_budget", "gates[0]", "gates[1]", "gates[3]", "gates[4]"]
+    assert problems["gates[0]"].startswith("a pause gate waits between batches, and window mode")
+    assert problems["gates[1]"].startswith("an approval gate waits between batches")
+    assert problems["gates[4]"].startswith("an analysis gate")
+    assert "only window gates apply" in problems["gates[3]"]
+    assert "use max_failures" in problems["batch_budget"]
+    # The same gates are fine in waves mode.
+    waves = {k: v for k, v in data.items() if k not in ("mode", "concurrency")}
+    waves["gates"] = data["gates"][:4]
+    assert len(parse_spec({**waves, "batches": [1]}).gates) == 4
 
 
 def test_budgets_in_absolute_numbers() -> None:
