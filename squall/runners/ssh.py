@@ -117,6 +117,26 @@ def _read_known_hosts(path: Path) -> Any:
     return known
 
 
+# Private keys read from files, by (path, passphrase), while the file's
+# (mtime, size) stay the same: each execution has a connector of its own, and
+# a rollout runs one execution per host.
+_key_cache: dict[tuple[str, str | None], tuple[tuple[int, int], Any]] = {}
+_key_cache_lock = threading.Lock()
+
+
+def _read_private_key(path: str, passphrase: str | None) -> Any:
+    st = os.stat(path)  # OSError: as reading it would
+    stamp = (st.st_mtime_ns, st.st_size)
+    with _key_cache_lock:
+        cached = _key_cache.get((path, passphrase))
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+    key = asyncssh.read_private_key(path, passphrase)
+    with _key_cache_lock:
+        _key_cache[(path, passphrase)] = (stamp, key)
+    return key
+
+
 class _TofuClient(asyncssh.SSHClient):
     """Trust-on-first-use: accept and record the key of a host known_hosts
     has no entry for. Called by asyncssh only for keys it did not trust."""
@@ -213,7 +233,7 @@ class Connector:
                     key = asyncssh.import_private_key(ep.key_data, ep.passphrase)
                 else:
                     path = os.path.expanduser(ep.key_file or "")
-                    key = asyncssh.read_private_key(path, ep.passphrase)
+                    key = _read_private_key(path, ep.passphrase)
             except (OSError, asyncssh.KeyImportError, ValueError) as exc:
                 raise SshFailure("auth_failed", f"cannot load {what}: {exc}") from exc
             cert = self._certificate(ep)

@@ -376,6 +376,16 @@ def view(
     }
 
 
+def report(conn: Connection, rollout_id: str) -> dict[str, Any]:
+    """The final report: the rollout's view, per-batch counts without the
+    per-host lists (those are in the view and the hosts' executions)."""
+    full = view(conn, rollout_id)
+    for batch in full["batches"]:
+        batch.pop("hosts", None)
+    full.pop("new_hosts", None)
+    return full
+
+
 def _analysis_view(run: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "gate": run.get("gate"),
@@ -542,16 +552,15 @@ def finish_execution(conn: Connection, rollout_id: str) -> None:
         return
     if Status(execution["status"]) in FINAL:
         return
-    counts = store.counts(conn, [rollout_id]).get(rollout_id, {})
-    report = summary(row, counts)
+    result = report(conn, rollout_id)
     if row["status"] == "succeeded":
         status = Status.SUCCEEDED
     elif execution["status"] == Status.CANCELING:
         status = Status.CANCELED
     else:
         status = Status.FAILED
-        report["error"] = row["error"] or f"the rollout ended {row['status']}"
-    events.executions_finished(conn, [exe_store.set_status(conn, execution, status, result=report)])
+        result["error"] = row["error"] or f"the rollout ended {row['status']}"
+    events.executions_finished(conn, [exe_store.set_status(conn, execution, status, result=result)])
 
 
 def _fail_broken(conn: Connection, rollout_id: str, error: str) -> None:

@@ -150,6 +150,8 @@ def start_batch(
     queue.ack_many(conn, done)
     events.executions_finished(conn, exe_store.set_status_many(conn, changes))
     scheduled = [(i, r) for i, r in to_run if r["status"] == Status.SCHEDULED]
+    # Claimed while already running: re-attaching (only those can have hosts stored).
+    reattaching = {r["id"] for _, r in to_run if r["status"] == Status.RUNNING}
     running = exe_store.set_status_many(
         conn, [(r, Status.RUNNING, UNSET, None) for _, r in scheduled]
     )
@@ -180,7 +182,7 @@ def start_batch(
                 conn, row["user"] or "system", token_ttl, {"execution_id": row["id"]}
             )["token"]
         done = None
-        if row["status"] == Status.RUNNING and _reattachable(row["runner_type"]):
+        if row["id"] in reattaching and _reattachable(row["runner_type"]):
             done = {r["host"]: (r["status"], r["result"]) for r in hosts.results(conn, row["id"])}
         started.append((item_id, row, config, token, done))
     return started, leftovers
