@@ -10,14 +10,14 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from squall import __version__
+from squall import __version__, web
 from squall.api import (
     actions,
     auth,
@@ -78,7 +78,7 @@ class BodyLimit:
 
 class StripTrailingSlash:
     """``/api/v1/executions/`` and ``/api/v1/executions`` are the same route
-    (the st2 client uses both)."""
+    (the st2 client uses both). The web UI's paths are left as they are."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -86,7 +86,7 @@ class StripTrailingSlash:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             path: str = scope["path"]
-            if len(path) > 1 and path.endswith("/"):
+            if len(path) > 1 and path.endswith("/") and not path.startswith(web.PREFIX):
                 scope = {**scope, "path": path.rstrip("/") or "/"}
         await self.app(scope, receive, send)
 
@@ -177,10 +177,6 @@ def create_app(settings: Settings, *, start_services: bool = True) -> FastAPI:
     async def api_root() -> dict[str, Any]:
         return {"version": __version__, "docs_url": "/api/v1/docs"}
 
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    async def index() -> str:
-        return _INDEX
-
     for router in (
         executions.router,
         actions.router,
@@ -201,6 +197,7 @@ def create_app(settings: Settings, *, start_services: bool = True) -> FastAPI:
         # prefix): one flat list is the cheapest to match on every request.
         app.router.routes.extend(router.routes)
     _serve_simple_routes_plainly(app)
+    web.mount(app)
     app.add_middleware(Authenticate)
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
     app.add_middleware(StripTrailingSlash)
@@ -257,10 +254,3 @@ def _serve_simple_routes_plainly(app: FastAPI) -> None:
             app.router.routes[index] = Route(
                 route.path, route.endpoint, methods=list(route.methods), name=route.name
             )
-
-
-_INDEX = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Squall</title>
-<meta name="viewport" content="width=device-width, initial-scale=1"></head>
-<body style="font-family: system-ui, sans-serif; max-width: 40em; margin: 3em auto">
-<h1>Squall</h1><p>The server is running. The API is at <a href="/api/v1/docs">/api/v1</a>;
-the event stream at <code>/stream/v1/stream</code>.</p></body></html>"""

@@ -66,6 +66,18 @@ async def create_token(request: Request) -> JSON:
     )
 
 
+@router.delete("/auth/v1/tokens", status_code=204)
+async def delete_token(request: Request) -> Response:
+    """Sign out: the token in ``X-Auth-Token`` stops working at once."""
+    token = request.headers.get("x-auth-token")
+    if not token:
+        raise Unauthorized("sign out with the token to revoke in X-Auth-Token")
+    if not await system(request).db.write(auth.delete_token, token):
+        raise Unauthorized("no such token (already signed out or expired)")
+    forget_credentials()
+    return Response(status_code=204)
+
+
 def apikey_view(row: dict[str, Any], key: str | None = None) -> dict[str, Any]:
     view = {
         "id": row["id"],

@@ -89,6 +89,9 @@ async def authenticate(scope: Scope) -> str:
 PUBLIC_PATHS = frozenset(
     {"/health", "/auth/v1/tokens", "/api/v1", "/api/v1/openapi.json", "/api/v1/docs", "/"}
 )
+# The web UI's static files: the page itself signs in and sends credentials
+# with each API call; nothing under it holds data.
+PUBLIC_PREFIXES = ("/ui/",)
 
 
 # Routes that check credentials themselves: a webhook may instead be signed
@@ -109,6 +112,7 @@ class Authenticate:
         if (
             scope["type"] == "http"
             and path not in PUBLIC_PATHS
+            and not path.startswith(PUBLIC_PREFIXES)
             and not (scope["method"] == "POST" and path.startswith(OWN_AUTH_PREFIXES))
         ):
             try:

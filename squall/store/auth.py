@@ -159,6 +159,12 @@ def user_for_token(conn: Connection, token: str) -> str | None:
     return str(r.user)
 
 
+def delete_token(conn: Connection, token: str) -> bool:
+    """Revoke a token (signing out); False if there was no such token."""
+    result = conn.execute(tokens.delete().where(tokens.c.token_hash == _digest(token)))
+    return bool(result.rowcount)
+
+
 def user_is_active(conn: Connection, name: str) -> bool:
     r = conn.execute(sa.select(users.c.enabled).where(users.c.name == name)).first()
     return bool(r and r.enabled)
