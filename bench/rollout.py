@@ -49,6 +49,12 @@ With ``--repeat``, the contenders take turns (squall-rollout, the floors,
 squall-rollout, ...), the table shows the median run by wall time, and the
 overhead is the median of the overheads of each pair of runs.
 
+``--baseline NAME=DIR`` adds ``squall-rollout@NAME``: the same, with the
+server run from another checkout's squall/ (say a ``git worktree`` of the
+commit before a change), right after squall-rollout in every turn, so that
+a change is measured against its baseline under the same conditions (this
+machine is shared: its load comes and goes).
+
 ``--profile DIR`` samples the Squall server with py-spy during each
 squall-rollout run (collapsed stacks, ``DIR/squall-rollout-N-i.txt``): the
 sampler stops the server to read its stacks, so runs with it are for the
@@ -59,12 +65,14 @@ has its own machine, so wall times are pessimistic by the server's share.
 
 Usage:  python bench/rollout.py [--quick] [--sizes 1000] [--ansible-sizes 1000]
             [--contenders a,b] [--skip ansible-serial] [--concurrency 100] [--forks 50]
-            [--repeat 1] [--first-address 127.0.40.1] [--profile DIR] [--json FILE]
+            [--repeat 1] [--first-address 127.0.40.1] [--baseline NAME=DIR] [--profile DIR]
+            [--json FILE]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import re
@@ -147,7 +155,8 @@ def _profiler(pid: int, hosts: int) -> subprocess.Popen[bytes] | None:
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def squall_rollout(t: Target) -> tuple[Job, Detail]:
+def squall_rollout(t: Target, root: Path | None = None) -> tuple[Job, Detail]:
+    """``root``: the checkout whose squall/ the server runs (--baseline)."""
     fleet = t.fleet
     server = Server(
         Path(tempfile.mkdtemp(prefix="squall-", dir=t.workdir)),
@@ -157,6 +166,7 @@ def squall_rollout(t: Target) -> tuple[Job, Detail]:
             "SQUALL_SSH_CONCURRENCY": str(t.concurrency),
             "SQUALL_WORKER_CONCURRENCY": str(t.concurrency),
         },
+        root=root,
     ).start()
     try:
         # Warm-up, not measured: the first remote run imports the SSH stack.
@@ -298,6 +308,7 @@ CONTENDERS: dict[str, Callable[[Target], tuple[Job, Detail]]] = {
     "ansible-serial": ansible_serial,
 }
 SLOW = {"ansible-serial"}  # only at --ansible-sizes, only once
+SQUALL = "squall-rollout"
 # The floors squall-rollout is measured against: the fair one (the same job
 # wrapper per host) first, the target is judged on it.
 FLOORS = ("squall-job-floor", "squall-batches-floor")
@@ -312,13 +323,19 @@ def _runs(out: dict[str, Any], name: str, n: int) -> list[dict[str, Any]]:
     ]
 
 
+def _squalls(out: dict[str, Any]) -> list[str]:
+    """squall-rollout, then the --baseline ones, as they ran."""
+    names = dict.fromkeys(r["contender"] for r in out["runs"])
+    return [n for n in names if n == SQUALL or n.startswith(SQUALL + "@")]
+
+
 def overheads(out: dict[str, Any]) -> list[dict[str, Any]]:
     """The engine's overhead per host at each size against each floor, from
     pairs of runs (squall-rollout, the floor) that both succeeded on every host."""
     found = []
     sizes = sorted({r["hosts"] for r in out["runs"]})
-    for n, floor_name in [(n, f) for n in sizes for f in FLOORS]:
-        squall = _runs(out, "squall-rollout", n)
+    for n, name, floor_name in [(n, s, f) for n in sizes for s in _squalls(out) for f in FLOORS]:
+        squall = _runs(out, name, n)
         floor = _runs(out, floor_name, n)
         pairs = [(s, f) for s, f in zip(squall, floor, strict=False) if s["ok"] == f["ok"] == n]
         if not pairs:
@@ -337,6 +354,7 @@ def overheads(out: dict[str, Any]) -> list[dict[str, Any]]:
         found.append(
             {
                 "hosts": n,
+                "squall": name,
                 "floor": floor_name,
                 "pairs": len(pairs),
                 "batches": batch_sizes(n),
@@ -372,7 +390,7 @@ def report(out: dict[str, Any]) -> str:
             target = " (the floor runs the bare command, without the job wrapper)"
         lines.append(
             f"Engine overhead at {o['hosts']} hosts (batches {o['batches']}), "
-            f"(squall-rollout - {o['floor']}) / N, median of {o['pairs']}: "
+            f"({o['squall']} - {o['floor']}) / N, median of {o['pairs']}: "
             f"wall {o['wall_ms_per_host']} ms per host{spread(o, 'wall_ms_per_host')}"
             f"{target}; client CPU "
             f"{o['client_cpu_ms_per_host']} ms per host{spread(o, 'client_cpu_ms_per_host')} "
@@ -393,9 +411,9 @@ def report(out: dict[str, Any]) -> str:
             )
     for r in out["runs"]:
         detail = r.get("detail") or {}
-        if r["contender"] == "squall-rollout" and "batch_span_s" in detail:
+        if r["contender"] in _squalls(out) and "batch_span_s" in detail:
             lines.append(
-                f"squall-rollout at {r['hosts']}: batches {detail['batches']}, spans "
+                f"{r['contender']} at {r['hosts']}: batches {detail['batches']}, spans "
                 f"{detail['batch_span_s']} s, gaps {detail['batch_gap_s']} s (server's host "
                 f"timestamps), {detail['polls']} polls of "
                 f"{detail.get('poll_cpu_ms', '?')} ms of server CPU each, and the whole view "
@@ -450,7 +468,20 @@ def main() -> None:
     parser.add_argument(
         "--profile", type=Path, help="sample the Squall server with py-spy into this directory"
     )
+    parser.add_argument(
+        "--baseline",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="also run squall-rollout@NAME: the server from another checkout's squall/ "
+        "(e.g. a git worktree of an earlier commit), right after squall-rollout each time",
+    )
     args = parser.parse_args()
+    for spec in args.baseline:
+        label, _, root = spec.partition("=")
+        if not label or not (Path(root) / "squall").is_dir():
+            parser.error(f"--baseline {spec}: expected NAME=DIR, DIR a checkout with squall/")
+        CONTENDERS[f"{SQUALL}@{label}"] = functools.partial(squall_rollout, root=Path(root))
     if args.profile:
         args.profile.mkdir(parents=True, exist_ok=True)
         PROFILE["dir"] = args.profile.resolve()
@@ -459,6 +490,9 @@ def main() -> None:
     ansible_sizes = ints(args.ansible_sizes or ("50" if args.quick else "1000"))
     skip = [c for c in args.skip.split(",") if c]
     names = [c for c in args.contenders.split(",") if c and c not in skip]
+    if SQUALL in names:
+        at = names.index(SQUALL) + 1
+        names[at:at] = [c for c in CONTENDERS if c.startswith(SQUALL + "@")]
     unknown = (set(names) | set(skip)) - set(CONTENDERS)
     if unknown:
         parser.error(f"unknown contenders: {sorted(unknown)}")

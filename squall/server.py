@@ -17,6 +17,7 @@ from typing import Any
 from squall.config import Settings
 from squall.crypto import KeyRing
 from squall.errors import ConfigError
+from squall.services.audit import AuditSealer
 from squall.services.bus import Bus
 from squall.services.gc import GarbageCollector
 from squall.services.inquiries import InquiryExpirer
@@ -144,6 +145,7 @@ async def start_system(settings: Settings, *, register_packs: bool = True) -> Sy
             RolloutController(db, bus, keyring, system.inventory).run(), name="rollouts"
         ),
         asyncio.create_task(SensorContainer(system).run(), name="sensors"),
+        asyncio.create_task(AuditSealer(db).run(), name="audit"),
     ]
     system.ready = True
     return system

@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from squall import __version__, web
 from squall.api import (
     actions,
+    audit,
     auth,
     executions,
     inquiries,
@@ -192,6 +193,7 @@ def create_app(settings: Settings, *, start_services: bool = True) -> FastAPI:
         inquiries.router,
         inventory.router,
         rollouts.router,
+        audit.router,
     ):
         # Routes are added to the app itself (their paths carry their
         # prefix): one flat list is the cheapest to match on every request.
@@ -199,6 +201,7 @@ def create_app(settings: Settings, *, start_services: bool = True) -> FastAPI:
     _serve_simple_routes_plainly(app)
     web.mount(app)
     app.add_middleware(Authenticate)
+    app.add_middleware(audit.AuditCalls)
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
     app.add_middleware(StripTrailingSlash)
     return app

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request, Response
 from squall.api.deps import JSON, body_schema, forget_credentials, json_body, requester, system
 from squall.core.timestamps import iso
 from squall.errors import InvalidInput, Unauthorized
-from squall.store import auth
+from squall.store import audit, auth
 
 router = APIRouter(tags=["auth"])
 
@@ -41,6 +41,8 @@ async def create_token(request: Request) -> JSON:
     if not isinstance(ttl, int) or ttl <= 0 or ttl > sys.settings.token_ttl_seconds:
         raise InvalidInput(f"ttl must be between 1 and {sys.settings.token_ttl_seconds} seconds")
 
+    source = request.client.host if request.client else None
+
     def sign_in(conn: Any) -> dict[str, Any] | None:
         row = auth.get_user(conn, user)
         if (
@@ -48,8 +50,28 @@ async def create_token(request: Request) -> JSON:
             or not row["enabled"]
             or not auth.verify_password(password, row["password_hash"])
         ):
+            why = "no such user" if row is None else "disabled" if not row["enabled"] else None
+            audit.record(
+                conn,
+                actor=user,
+                kind="sign_in",
+                action="sign in",
+                outcome="denied",
+                source=source,
+                details={"reason": why or "wrong password"},
+            )
             return None
-        return auth.create_token(conn, user, ttl)
+        token = auth.create_token(conn, user, ttl)
+        audit.record(
+            conn,
+            actor=user,
+            kind="sign_in",
+            action="sign in",
+            target=token["id"],
+            source=source,
+            details={"ttl": ttl},
+        )
+        return token
 
     token = await sys.db.write(sign_in)
     if token is None:
@@ -72,7 +94,16 @@ async def delete_token(request: Request) -> Response:
     token = request.headers.get("x-auth-token")
     if not token:
         raise Unauthorized("sign out with the token to revoke in X-Auth-Token")
-    if not await system(request).db.write(auth.delete_token, token):
+
+    def sign_out(conn: Any) -> str | None:
+        user = auth.user_for_token(conn, token)
+        if user is None or not auth.delete_token(conn, token):
+            return None
+        source = request.client.host if request.client else None
+        audit.record(conn, actor=user, kind="sign_in", action="sign out", source=source)
+        return user
+
+    if not await system(request).db.write(sign_out):
         raise Unauthorized("no such token (already signed out or expired)")
     forget_credentials()
     return Response(status_code=204)

@@ -170,6 +170,9 @@ async def list_executions(
     parent: str | None = None,
     user: str | None = None,
     runner: str | None = None,
+    rule: str | None = None,
+    trigger_instance: str | None = None,
+    q: str | None = Query(None, max_length=200),
     timestamp_gt: str | None = None,
     timestamp_lt: str | None = None,
     limit: int = 50,
@@ -180,6 +183,10 @@ async def list_executions(
     exclude_attributes: str | None = None,
     show_all: bool = Query(False, alias="show_all"),
 ) -> JSON:
+    """Executions, newest first, StackStorm's filters and a few more: ``rule``
+    (a rule's ref or name) and ``trigger_instance`` (what the rule enforcement
+    recorded), and ``q``, a search for the beginning of an id or part of an
+    action's ref. ``parent=null`` lists top-level executions only."""
     limit = check_limit(limit)
     rows, total = await system(request).db.read(
         lambda conn: exe_store.list_(
@@ -189,6 +196,9 @@ async def list_executions(
             parent=parent,
             user=user,
             runner=runner,
+            rule=rule,
+            trigger_instance=trigger_instance,
+            search=q,
             since=parse_time(timestamp_gt, "timestamp_gt"),
             until=parse_time(timestamp_lt, "timestamp_lt"),
             limit=limit,
@@ -248,12 +258,24 @@ async def get_output(
     request: Request,
     execution_id: str,
     output_type: str | None = None,
-) -> JSON:
+    output_format: str = Query("raw", pattern="^(raw|json)$"),
+) -> Any:
+    """The stored output as text; with ``output_format=json``, the chunks as
+    the stream sent them (``output_type``, ``data``, ``timestamp``), so that a
+    client following the stream can tell which chunks it already has."""
+
     def read(conn: Any) -> list[dict[str, Any]]:
         exe_store.get(conn, execution_id)  # 404 for an unknown id
         return exe_store.output(conn, execution_id, stream=output_type)
 
     chunks = await system(request).db.read(read)
+    if output_format == "json":
+        return JSON(
+            [
+                {"output_type": c["stream"], "data": c["data"], "timestamp": iso(c["timestamp"])}
+                for c in chunks
+            ]
+        )
     return PlainTextResponse("".join(c["data"] for c in chunks))
 
 

@@ -13,6 +13,9 @@ from squall.store import kv
 
 router = APIRouter(prefix="/api/v1/keys", tags=["datastore"])
 
+# A TTL beyond this would expire after the dates the API can write (a century is plenty).
+MAX_TTL = 100 * 365 * 86400
+
 
 def key_view(row: dict[str, Any], *, decrypt: bool, decrypter: Any) -> dict[str, Any]:
     value = row["value"]
@@ -81,7 +84,7 @@ async def get_key(
             "value": {"type": "string"},
             "secret": {"type": "boolean"},
             "scope": {"type": "string", "enum": ["st2kv.system", "st2kv.user", "system", "user"]},
-            "ttl": {"type": "integer", "minimum": 1},
+            "ttl": {"type": "integer", "minimum": 1, "maximum": MAX_TTL},
             "user": {"type": "string"},
         },
         ["value"],
@@ -98,8 +101,8 @@ async def set_key(request: Request, name: str) -> JSON:
         raise InvalidInput("'value' must be a string (encode structured values as JSON)")
     s = kv.normalize_scope(body.get("scope"))
     ttl = body.get("ttl")
-    if ttl is not None and (not isinstance(ttl, int | float) or ttl <= 0):
-        raise InvalidInput("'ttl' must be a positive number of seconds")
+    if ttl is not None and (not isinstance(ttl, int | float) or not 0 < ttl <= MAX_TTL):
+        raise InvalidInput(f"'ttl' must be a positive number of seconds, at most {MAX_TTL}")
     secret = bool(body.get("secret"))
     if body.get("encrypted"):
         raise InvalidInput(

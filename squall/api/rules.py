@@ -16,10 +16,12 @@ from squall.api.deps import (
     select_attributes,
     system,
 )
-from squall.core import timers
+from squall.core import rules as core_rules
+from squall.core import templating, timers
 from squall.core import triggers as core_triggers
 from squall.core.timestamps import iso, parse_time
-from squall.errors import InvalidInput
+from squall.errors import InvalidInput, SquallError
+from squall.services import executions as exe_service
 from squall.services import rules as rule_service
 from squall.store import rules as rule_store
 from squall.store import triggers as trigger_store
@@ -179,6 +181,120 @@ async def list_enforcements(
 async def get_enforcement(request: Request, enforcement_id: str) -> JSON:
     row = await system(request).db.read(rule_store.get_enforcement, enforcement_id)
     return JSON(enforcement_view(row))
+
+
+# --------------------------------------------------------------------------
+# Why a rule did or did not fire for an event (a Squall addition)
+
+_HIDDEN = "********"
+
+
+@router.get("/api/v1/rules/{ref_or_id}/explain")
+async def explain_rule(request: Request, ref_or_id: str, trigger_instance: str) -> JSON:
+    """What the rule makes of a stored trigger instance, now: whether the
+    event is of the rule's trigger, each criterion's verdict (as ``squall
+    rule test`` shows them), and the enforcements the event got. The rules
+    engine keeps no record of events that did not match; this answers the
+    question afterwards, with the datastore as it is now. A criterion whose
+    pattern needed a secret is shown without its pattern."""
+    sys = system(request)
+
+    def explain(conn: Any) -> dict[str, Any]:
+        meta = rule_store.get(conn, ref_or_id)
+        instance = trigger_store.get_instance(conn, trigger_instance)
+        rows, _ = rule_store.list_enforcements(
+            conn, rule=meta["ref"], trigger_instance=trigger_instance, limit=20
+        )
+        used_secret = False
+
+        def decrypt(value: str) -> str:
+            nonlocal used_secret
+            used_secret = True
+            return sys.keyring.decrypt(value)
+
+        user = str((meta.get("context") or {}).get("user") or "admin")
+        lookup = exe_service.StoreKeyLookup(conn, user, sys.keyring)
+        payload = instance["payload"]
+        context = templating.build_context(
+            kv=lookup,
+            decrypt=decrypt,
+            extra={"trigger": payload, "rule": {"id": meta["id"], "ref": meta["ref"]}},
+        )
+
+        def render(pattern: Any) -> Any:
+            return templating.render_value(pattern, context, name="criteria pattern")
+
+        try:
+            compiled = core_rules.compile_rule(meta)
+            verdicts = compiled.criteria.explain(payload, render)
+            problem = None
+        except SquallError as exc:
+            verdicts, problem = [], exc.message
+        shown = []
+        for v in verdicts:
+            item = {
+                "key": v.key,
+                "operator": v.operator,
+                "pattern": v.pattern,
+                "value": v.value,
+                "passed": v.passed,
+                "reason": v.reason,
+            }
+            if used_secret:
+                item.update(pattern=_HIDDEN, reason="its pattern uses a secret")
+            shown.append(item)
+        trigger_matches = instance["trigger"] == meta["trigger"]["ref"]
+        criteria_match = problem is None and all(v.passed for v in verdicts)
+        return {
+            "rule": {"ref": meta["ref"], "id": meta["id"], "enabled": meta["enabled"]},
+            "trigger_instance": instance_view(instance),
+            "trigger_matches": trigger_matches,
+            "criteria_match": criteria_match,
+            "verdicts": shown,
+            "enforcements": [enforcement_view(r) for r in rows],
+            "summary": _summary(meta, instance, rows, trigger_matches, verdicts, problem),
+        }
+
+    return JSON(await sys.db.read(explain))
+
+
+def _summary(
+    meta: dict[str, Any],
+    instance: dict[str, Any],
+    enforcements: list[dict[str, Any]],
+    trigger_matches: bool,
+    verdicts: list[Any],
+    problem: str | None,
+) -> str:
+    if instance["status"] == trigger_store.PENDING:
+        return "the event has not been processed yet"
+    if instance["status"] == trigger_store.REJECTED:
+        reason = (instance.get("context") or {}).get("reason")
+        return f"the event was rejected{f': {reason}' if reason else ''}"
+    if not trigger_matches:
+        return (
+            f"the event is of trigger {instance['trigger']}; "
+            f"the rule listens to {meta['trigger']['ref']}"
+        )
+    if enforcements:
+        latest = enforcements[0]
+        if latest["execution_id"]:
+            return f"the rule fired: execution {latest['execution_id']}"
+        if latest["failure_reason"]:
+            return f"the rule matched but its action could not start: {latest['failure_reason']}"
+        return f"the rule matched; the event was {latest['status']}"
+    if problem is not None:
+        return f"the rule cannot be evaluated: {problem}"
+    failed = [v for v in verdicts if not v.passed]
+    if failed:
+        names = ", ".join(v.key for v in failed)
+        return f"the criteria do not match ({names})"
+    if not meta["enabled"]:
+        return "the criteria match, but the rule is disabled"
+    return (
+        "the criteria match now but the rule did not fire for this event: it was disabled "
+        "or did not exist yet when the event came, or the datastore has changed since"
+    )
 
 
 # --------------------------------------------------------------------------

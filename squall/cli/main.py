@@ -23,6 +23,7 @@ from rich.table import Table
 from rich.text import Text
 
 from squall import __version__
+from squall.cli import audit as audit_cli
 from squall.cli import fleet as fleet_cli
 from squall.cli import inquiries as inquiries_cli
 from squall.cli import rollouts as rollouts_cli
@@ -843,6 +844,7 @@ cli.add_command(inquiries_cli.inquiry)
 cli.add_command(fleet_cli.inventory)
 cli.add_command(rollouts_cli.rollout)
 cli.add_command(workflows_cli.workflow)
+cli.add_command(audit_cli.audit)
 
 
 if __name__ == "__main__":

@@ -201,7 +201,8 @@ def measurement_request(
         return "core.http", {"url": url, "method": "GET", "params": params, "timeout": timeout}
     if analysis.provider == "http":
         return "core.http", {"url": analysis.url or "", "method": "GET", "timeout": timeout}
-    return "core.local", {"cmd": analysis.command or "", "timeout": timeout}
+    # core.local takes whole seconds.
+    return "core.local", {"cmd": analysis.command or "", "timeout": math.ceil(timeout)}
 
 
 def measurement_value(analysis: Analysis, execution_status: str, result: Any) -> Any:

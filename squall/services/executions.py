@@ -17,7 +17,7 @@ from squall.crypto import KeyRing
 from squall.errors import Conflict, InvalidInput, NotFound
 from squall.runners.registry import get_runner
 from squall.services import definitions, events
-from squall.store import content, queue
+from squall.store import audit, content, queue
 from squall.store import executions as exe_store
 from squall.store import kv as kv_store
 from squall.store import rollouts as rollouts_store
@@ -116,8 +116,27 @@ def _is_template(text: str) -> bool:
 def _reads_config(schema: dict[str, Any], given: dict[str, Any]) -> bool:
     """Whether the parameters' templates read ``config_context`` (the pack
     config is only loaded, and its own templates rendered, when they do)."""
+    return _defaults_read_config(schema) or any(
+        "config_context" in s and _is_template(s) for s in _strings(given)
+    )
+
+
+# id(schema) -> (schema, whether its defaults read the pack config): the
+# merged schemas are cached objects, the same for every execution of an
+# action. Holding the schema keeps its id from being reused.
+_DEFAULTS_READ_CONFIG: dict[int, tuple[dict[str, Any], bool]] = {}
+
+
+def _defaults_read_config(schema: dict[str, Any]) -> bool:
+    hit = _DEFAULTS_READ_CONFIG.get(id(schema))
+    if hit is not None and hit[0] is schema:
+        return hit[1]
     defaults = [m.get("default") for m in schema.values()]
-    return any("config_context" in s and _is_template(s) for s in _strings([given, *defaults]))
+    found = any("config_context" in s and _is_template(s) for s in _strings(defaults))
+    if len(_DEFAULTS_READ_CONFIG) > 1024:
+        _DEFAULTS_READ_CONFIG.clear()
+    _DEFAULTS_READ_CONFIG[id(schema)] = (schema, found)
+    return found
 
 
 def pack_config(conn: Connection, pack: str, user: str | None, keyring: KeyRing) -> dict[str, Any]:
@@ -172,16 +191,51 @@ def request(
             direct=not held,
         )  # fmt: skip
         defer.append(row)
-        return row
-    return exe_store.create(
+    else:
+        row = exe_store.create(
+            conn,
+            action=action,
+            parameters=final,
+            context=ctx,
+            user=user,
+            parent_id=parent_id,
+            delay=delay,
+            schedule=held,
+        )
+    _audit(conn, row, action)
+    return row
+
+
+def masked_parameters(parameters: dict[str, Any], action: dict[str, Any]) -> dict[str, Any]:
+    """Parameters with secrets masked, also where a secret travelled into
+    another parameter (an ``env`` rendered from ``{{ password }}``)."""
+    schema = parameter_schema(action)
+    masked = core_params.mask_secrets(parameters, schema)
+    return dict(core_params.redact(masked, core_params.secret_values(parameters, schema)))
+
+
+def _audit(conn: Connection, row: dict[str, Any], action: dict[str, Any]) -> None:
+    """Who (or which rule, workflow, rollout) started an execution, with what."""
+    ctx = row["context"] or {}
+    rule = (ctx.get("rule") or {}).get("ref")
+    details: dict[str, Any] = {
+        "action": action["ref"],
+        "parameters": masked_parameters(row["parameters"], action),
+    }
+    if rule:
+        details["rule"] = rule
+        details["trigger_instance"] = (ctx.get("trigger_instance") or {}).get("id")
+    if row.get("parent_id"):
+        details["parent"] = row["parent_id"]
+    if ctx.get("rollout"):
+        details["rollout"] = ctx["rollout"].get("id")
+    audit.record(
         conn,
-        action=action,
-        parameters=final,
-        context=ctx,
-        user=user,
-        parent_id=parent_id,
-        delay=delay,
-        schedule=held,
+        actor=f"rule:{rule}" if rule else row["user"],
+        kind="execution",
+        action=f"run {action['ref']}",
+        target=row["id"],
+        details=details,
     )
 
 

@@ -36,8 +36,8 @@ from squall.runners.inquirer import DEFAULT_SCHEMA
 from squall.services import events
 from squall.services.bus import Bus, wait_for_wake
 from squall.services.scheduler import until
+from squall.store import audit, queue
 from squall.store import executions as exe_store
-from squall.store import queue
 from squall.store.db import Database
 
 __all__ = [
@@ -206,6 +206,19 @@ def respond(conn: Connection, inquiry_id: str, response: Any, user: str | None) 
     )
     queue.ack_ref(conn, EXPIRE, inquiry_id)
     events.executions_finished(conn, [done])
+    rollout = (row["context"] or {}).get("rollout") or {}
+    audit.record(
+        conn,
+        actor=user,
+        kind="inquiry",
+        action="respond",
+        target=inquiry_id,
+        details={
+            "response": answer,
+            "route": question.get("route"),
+            **({"rollout": rollout.get("id")} if rollout else {}),
+        },
+    )
     return done
 
 

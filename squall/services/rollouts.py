@@ -306,10 +306,12 @@ def view(
         if index == row["batch"] and row["status"] == "planned":
             state = "pending"
         limits = budget.get("batches") or []
+        gates_after = plan.get("gates") or []
         batch_views.append(
             {
                 "index": index,
                 "status": state,
+                "gates_after": gates_after[index] if index < len(gates_after) else [],
                 "counts": _counts(counts),
                 "budget": {
                     "max_failures": limits[index] if index < len(limits) else None,

@@ -307,6 +307,7 @@ class Worker:
         self.keyring = keyring
         self.inventory = inventory  # squall.services.inventory.InventoryService
         self._inventory_cache: tuple[float, Any] | None = None
+        self._inventory_read: asyncio.Task[Any] | None = None
         self.ssh_options = SshOptions(
             known_hosts=settings.ssh_known_hosts,
             host_key_check=settings.ssh_host_key_check,
@@ -315,6 +316,10 @@ class Worker:
         self.jobs: dict[str, Job] = {}
         self.lease = settings.lease_seconds
         self._slots = asyncio.Event()
+        # Set when a run waits for its host rows to be stored: the flusher
+        # writes them at once rather than at its next tick (a remote run waits
+        # twice per host: before it connects, and before the job files go).
+        self._flush_now = asyncio.Event()
         # Finished runs wait here to be recorded, several per transaction under load.
         self._done: asyncio.Queue[Completion] = asyncio.Queue()
         bus.on("cancel", self._on_cancel)
@@ -424,6 +429,7 @@ class Worker:
         if durable:
             waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             job.host_waiters.append(waiter)
+            self._flush_now.set()
             await waiter
 
     async def _inventory(self) -> Any:
@@ -431,12 +437,24 @@ class Worker:
 
         Kept for a few seconds: a rollout starts one remote execution per
         host, and re-reading every host's facts for each would make the
-        fleet's size count twice."""
+        fleet's size count twice. One read at a time: the runs that start
+        while it is under way (a whole batch, when the copy kept has just
+        expired) wait for it rather than each reading again."""
         if self.inventory is None:
             return None
+        cached = self._inventory_cache
+        if cached is not None and time.monotonic() - cached[0] < 5.0:
+            return cached[1]
+        if self._inventory_read is None or self._inventory_read.done():
+            self._inventory_read = asyncio.create_task(self._read_inventory())
+            # Its outcome is read here too: an error that no run is left
+            # waiting for is not reported as never retrieved.
+            self._inventory_read.add_done_callback(lambda t: t.cancelled() or t.exception())
+        # Shielded: one run being canceled does not cancel the others' read.
+        return await asyncio.shield(self._inventory_read)
+
+    async def _read_inventory(self) -> Any:
         now = time.monotonic()
-        if self._inventory_cache is not None and now - self._inventory_cache[0] < 5.0:
-            return self._inventory_cache[1]
         inventory = await asyncio.to_thread(self.inventory.get)
         gathered = await self.db.read(hosts.facts, list(inventory.hosts))
         merged = inventory.with_facts(gathered)
@@ -522,9 +540,12 @@ class Worker:
                 log.exception("renewing leases failed")
 
     async def _flusher(self) -> None:
-        """Every FLUSH_SECONDS: new output, and the processes runs started."""
+        """Every FLUSH_SECONDS: new output, and the processes runs started;
+        at once when host rows are waited for (one write at a time: what
+        arrives meanwhile goes in the next)."""
         while True:
-            await asyncio.sleep(FLUSH_SECONDS)
+            await wait_for_wake(self._flush_now, FLUSH_SECONDS)
+            self._flush_now.clear()
             batches = []
             payloads = {}
             host_rows: list[dict[str, Any]] = []

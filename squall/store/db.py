@@ -50,6 +50,13 @@ def after_commit(conn: Connection, kind: str, payload: Any) -> None:
     conn.info.setdefault("squall_effects", []).append((kind, payload))
 
 
+def bulk(rows: list[dict[str, Any]]) -> dict[str, Any] | list[dict[str, Any]]:
+    """``conn.execute`` parameters for ``rows``: one row runs as a plain
+    execute, which costs SQLAlchemy a third less than an executemany of one
+    (the usual case on the per-host path: one execution, one host)."""
+    return rows[0] if len(rows) == 1 else rows
+
+
 def tx_cache(conn: Connection) -> dict[Any, Any]:
     """A dict that lives as long as the current transaction: for reads that
     many jobs of one group commit repeat (the same action, its policies)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -13,9 +14,9 @@ from sqlalchemy.engine import Connection
 from squall.core.executions import Status, check_transition, is_final
 from squall.errors import InvalidInput, NotFound
 from squall.store import hosts, queue, rollouts, workflows
-from squall.store.db import after_commit
+from squall.store.db import after_commit, bulk
 from squall.store.ids import new_id
-from squall.store.tables import execution_output, executions
+from squall.store.tables import actions, execution_output, executions, rule_enforcements
 
 SCHEDULE = "schedule"  # work topic: requested executions for the scheduler
 RUN = "run"  # work topic: scheduled executions for runner workers
@@ -79,7 +80,7 @@ def create_many(conn: Connection, rows: list[dict[str, Any]]) -> None:
     """Record executions made with :func:`new_row` (no delay) in one statement each."""
     if not rows:
         return
-    conn.execute(_INSERT, rows)
+    conn.execute(_INSERT, bulk(rows))
     dispatch(conn, [r for r in rows if r["status"] == Status.SCHEDULED])
     queue.enqueue_many(conn, SCHEDULE, [r["id"] for r in rows if r["status"] != Status.SCHEDULED])
     for row in rows:
@@ -203,7 +204,7 @@ def set_status_many(
         return []
     now = time.time()
     done = [_transition(row, status, result, extra, now) for row, status, result, extra in changes]
-    conn.execute(_SET_STATUS, [params for _new, params in done])
+    conn.execute(_SET_STATUS, bulk([params for _new, params in done]))
     for new, _params in done:
         after_commit(conn, "event", ("st2.execution__update", new))
     workflows.notify_parents(
@@ -216,6 +217,11 @@ def set_status_many(
 _SORTABLE = {"start_timestamp", "end_timestamp", "status", "action_ref", "id"}
 
 
+def _id_prefix(text: str) -> Any:
+    """Ids starting with ``text`` (lower-case hex): a range of the primary key."""
+    return sa.and_(executions.c.id >= text, executions.c.id < text + "g")
+
+
 def list_(
     conn: Connection,
     *,
@@ -224,13 +230,24 @@ def list_(
     parent: str | None = None,
     user: str | None = None,
     runner: str | None = None,
+    rule: str | None = None,
+    trigger_instance: str | None = None,
+    search: str | None = None,
     since: float | None = None,
     until: float | None = None,
     limit: int = 50,
     offset: int = 0,
     sort_desc: bool = True,
     sort_by: str = "start_timestamp",
+    count: bool = True,
 ) -> tuple[list[dict[str, Any]], int]:
+    """One page of executions matching the filters, and how many match.
+
+    ``rule`` is a rule's ref (``pack.name``) or, as in StackStorm, its name;
+    ``search`` is the list's search box (see :func:`_search`).
+    Every filter is served by an index ending in the list's order (see
+    ``tables.executions``): the page is read from the index, and only its
+    rows are fetched. ``count=False`` skips the count (returned as -1)."""
     if sort_by not in _SORTABLE:
         raise InvalidInput(f"cannot sort by {sort_by!r}: use one of {sorted(_SORTABLE)}")
     where: list[Any] = []
@@ -246,17 +263,71 @@ def list_(
         where.append(executions.c.user == user)
     if runner:
         where.append(executions.c.runner_type == runner)
+    enforced: list[Any] = []
+    if rule and "." in rule:
+        enforced.append(rule_enforcements.c.rule_ref == rule)
+    elif rule:
+        enforced.append(rule_enforcements.c.rule_ref.endswith("." + rule))
+    if trigger_instance:
+        enforced.append(rule_enforcements.c.trigger_instance_id == trigger_instance)
+    if search and search.strip():
+        where.append(_search(conn, search.strip()))
     if since is not None:
         where.append(executions.c.start_timestamp >= since)
     if until is not None:
         where.append(executions.c.start_timestamp <= until)
-    total = conn.execute(sa.select(sa.func.count()).select_from(executions).where(*where)).scalar()
+    if enforced:
+        by_rule = sa.select(rule_enforcements.c.execution_id).where(*enforced)
+        where = [*where, executions.c.id.in_(by_rule)]
+    page_where = where
+    total = -1
+    if count:
+        total = conn.execute(
+            sa.select(sa.func.count()).select_from(executions).where(*where)
+        ).scalar()
+        if enforced and (total or 0) > _FEW and offset + limit <= _FEW:
+            # Many executions from the rule, and one of the first pages: walk
+            # the list's order and check each one, rather than sort them all
+            # (both use indexes).
+            page_where = [
+                *page_where[:-1],
+                sa.exists().where(rule_enforcements.c.execution_id == executions.c.id, *enforced),
+            ]
     col = executions.c[sort_by]
     order = [col.desc(), executions.c.id.desc()] if sort_desc else [col.asc(), executions.c.id]
+    # The page's ids first, from an index alone; then only those rows (a
+    # deep page no longer reads every row before it).
+    page_ids = (
+        sa.select(executions.c.id).where(*page_where).order_by(*order).limit(limit).offset(offset)
+    )
     rows = conn.execute(
-        sa.select(executions).where(*where).order_by(*order).limit(limit).offset(offset)
+        sa.select(executions).where(executions.c.id.in_(page_ids)).order_by(*order)
     ).all()
-    return [_row(r) for r in rows], int(total or 0)
+    return [_row(r) for r in rows], int(total if total is not None else 0)
+
+
+_FEW = 1000  # executions of a rule that are still cheap to sort
+_MAX_REFS = 1000  # actions a search may match
+# At least the 8 digits of an id's second: a shorter prefix matches too much.
+_ID_PREFIX = re.compile(r"[0-9a-f]{8,24}")
+
+
+def _search(conn: Connection, text: str) -> Any:
+    """What the list's search box finds: the executions whose id starts with
+    ``text`` (8 to 24 hex digits), or else of every action whose ref contains
+    ``text`` (any case). The refs are looked up first (the actions table is
+    small) and given as a list, so that the action index serves the rest and
+    the planner knows how many rows each one has. Actions since removed are
+    found by their whole ref."""
+    if _ID_PREFIX.fullmatch(text.lower()):
+        return _id_prefix(text.lower())
+    refs = conn.execute(
+        sa.select(actions.c.ref)
+        .where(actions.c.ref.icontains(text, autoescape=True))
+        .order_by(actions.c.ref)
+        .limit(_MAX_REFS)
+    ).scalars()
+    return executions.c.action_ref.in_(sorted({text, *refs}))
 
 
 def children(conn: Connection, parent_id: str) -> list[str]:
@@ -317,7 +388,7 @@ def append_output_many(conn: Connection, batches: list[OutputBatch]) -> None:
         ],
     )
     conn.execute(
-        _ADD_OUTPUT_BYTES, [{"b_id": b.execution_id, "b_bytes": b.nbytes} for b in batches]
+        _ADD_OUTPUT_BYTES, bulk([{"b_id": b.execution_id, "b_bytes": b.nbytes} for b in batches])
     )
     for b in batches:
         for s, d, t in b.chunks:

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from squall.store.db import bulk
 from squall.store.tables import execution_hosts, host_facts
 
 
@@ -37,7 +38,7 @@ def record(conn: Connection, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
     now = time.time()
-    conn.execute(_HOSTS_UPSERT[conn.dialect.name], [{**r, "updated_at": now} for r in rows])
+    conn.execute(_HOSTS_UPSERT[conn.dialect.name], bulk([{**r, "updated_at": now} for r in rows]))
 
 
 def results(

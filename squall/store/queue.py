@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from squall.store.db import after_commit
+from squall.store.db import after_commit, bulk
 from squall.store.tables import work
 
 
@@ -145,19 +145,48 @@ def enqueue_many(conn: Connection, topic: str, refs: list[str], *, delay: float 
     now = time.time()
     conn.execute(
         _INSERT,
-        [
-            {
-                "topic": topic,
-                "ref": ref,
-                "payload": None,
-                "available_at": now + delay,
-                "lease_owner": None,
-                "lease_expires": None,
-                "attempts": 0,
-                "created_at": now,
-            }
-            for ref in refs
-        ],
+        bulk(
+            [
+                {
+                    "topic": topic,
+                    "ref": ref,
+                    "payload": None,
+                    "available_at": now + delay,
+                    "lease_owner": None,
+                    "lease_expires": None,
+                    "attempts": 0,
+                    "created_at": now,
+                }
+                for ref in refs
+            ]
+        ),
+    )
+    after_commit(conn, "wake", topic)
+
+
+def enqueue_each(conn: Connection, topic: str, items: list[tuple[str, Any]]) -> None:
+    """Queue one item per ``(ref, payload)``, in this order, in one statement
+    (what as many :func:`enqueue` calls would do)."""
+    if not items:
+        return
+    now = time.time()
+    conn.execute(
+        _INSERT,
+        bulk(
+            [
+                {
+                    "topic": topic,
+                    "ref": ref,
+                    "payload": payload,
+                    "available_at": now,
+                    "lease_owner": None,
+                    "lease_expires": None,
+                    "attempts": 0,
+                    "created_at": now,
+                }
+                for ref, payload in items
+            ]
+        ),
     )
     after_commit(conn, "wake", topic)
 
@@ -168,7 +197,7 @@ def ack(conn: Connection, item_id: int) -> None:
 
 def ack_many(conn: Connection, item_ids: list[int]) -> None:
     if item_ids:
-        conn.execute(_DELETE, [{"b_id": i} for i in item_ids])
+        conn.execute(_DELETE, bulk([{"b_id": i} for i in item_ids]))
 
 
 def ack_ref(conn: Connection, topic: str, ref: str) -> None:

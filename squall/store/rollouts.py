@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection
 
 from squall.core.executions import FINAL, Status
 from squall.errors import NotFound
-from squall.store import queue
+from squall.store import audit, queue
 from squall.store.ids import new_id
 from squall.store.tables import rollout_hosts, rollout_log, rollouts
 
@@ -289,17 +289,20 @@ def skip_pending(conn: Connection, rollout_id: str) -> int:
 def log(
     conn: Connection, rollout_id: str, kind: str, message: str, user: str | None = None
 ) -> None:
+    """Record a decision in the rollout's log, and in the audit trail (the
+    user's when someone steered it, the controller's otherwise)."""
+    now = time.time()
     conn.execute(
         rollout_log.insert(),
-        [
-            {
-                "rollout_id": rollout_id,
-                "at": time.time(),
-                "kind": kind,
-                "message": message,
-                "user": user,
-            }
-        ],
+        [{"rollout_id": rollout_id, "at": now, "kind": kind, "message": message, "user": user}],
+    )
+    audit.record(
+        conn,
+        actor=user or "rollout-controller",
+        kind="rollout",
+        action=kind,
+        target=rollout_id,
+        details={"message": message},
     )
 
 

@@ -69,13 +69,20 @@ executions = sa.Table(
     sa.Column("result", Json),
     sa.Column("context", Json, nullable=False),
     sa.Column("log", Json, nullable=False),  # [{status, timestamp}]
-    sa.Column("parent_id", sa.String(32), index=True),
+    sa.Column("parent_id", sa.String(32)),
     sa.Column("user", sa.String(255)),
-    sa.Column("start_timestamp", Ts, nullable=False, index=True),
+    sa.Column("start_timestamp", Ts, nullable=False),
     sa.Column("end_timestamp", Ts, index=True),
     sa.Column("output_bytes", sa.Integer, nullable=False, default=0),
     sa.Index("ix_executions_action_status", "action_ref", "status"),
-    sa.Index("ix_executions_status", "status"),
+    # Lists are newest first: each filter's index ends with the list's order
+    # (start_timestamp, id), so a page is read straight from the index and
+    # a count never touches the rows.
+    sa.Index("ix_executions_start", "start_timestamp", "id"),
+    sa.Index("ix_executions_action_start", "action_ref", "start_timestamp", "id"),
+    sa.Index("ix_executions_status_start", "status", "start_timestamp", "id"),
+    sa.Index("ix_executions_parent_start", "parent_id", "start_timestamp", "id"),
+    sa.Index("ix_executions_user_start", "user", "start_timestamp", "id"),
 )
 
 execution_output = sa.Table(
@@ -371,4 +378,28 @@ rollout_log = sa.Table(
     sa.Column("message", sa.Text, nullable=False),
     sa.Column("user", sa.String(255), nullable=True),
     sa.Index("ix_rollout_log_rollout", "rollout_id", "id"),
+)
+
+
+# The audit trail: append-only (the database refuses updates and deletes,
+# see migration 0007) and hash-chained once sealed (squall/core/audit.py).
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+audit = sa.Table(
+    "audit",
+    metadata,
+    sa.Column("seq", BigId, primary_key=True, autoincrement=True),
+    sa.Column("at", Ts, nullable=False),
+    sa.Column("actor", sa.String(255), nullable=False),  # a user, "rule:pack.name", "system"
+    # api, sign_in, execution, inquiry, rollout, denied
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("action", sa.String(255), nullable=False),  # "POST /api/v1/rules", "pause", ...
+    sa.Column("target", sa.String(255), nullable=True),  # the id or ref acted on
+    sa.Column("outcome", sa.String(32), nullable=False),  # ok, failed, denied, an HTTP status
+    sa.Column("source", sa.String(64), nullable=True),  # the client's address
+    sa.Column("details", Json, nullable=True),  # secrets masked
+    sa.Column("position", BigId, nullable=True, unique=True),  # in the chain, once sealed
+    sa.Column("hash", sa.String(64), nullable=True),
+    sa.Index("ix_audit_at", "at"),
+    sa.Index("ix_audit_actor", "actor", "seq"),
+    sa.Index("ix_audit_kind", "kind", "seq"),
 )

@@ -27,7 +27,10 @@ class Server:
         packs_dirs: list[Path] | None = None,
         env: dict[str, str] | None = None,
         database_url: str | None = None,
+        root: Path | None = None,
     ) -> None:
+        # The checkout whose squall/ the server runs (this one by default).
+        self.root = root or ROOT
         self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="squall-test-"))
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -52,7 +55,7 @@ class Server:
             args += ["--packs-dir", str(d)]
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(args, env=self.env, stdout=log, stderr=log, cwd=ROOT)
+            self.proc = subprocess.Popen(args, env=self.env, stdout=log, stderr=log, cwd=self.root)
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:

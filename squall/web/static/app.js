@@ -86,16 +86,18 @@ export async function api(path, { method = "GET", body, params, headers = {}, te
 /** h("a", {href: "#/x", onclick: fn, class: "c"}, "text", child...) */
 export function h(tag, attrs, ...children) {
   const el = document.createElement(tag);
+  let pendingValue; // set after the children: a <select> needs its options first
   for (const [key, value] of Object.entries(attrs || {})) {
     if (value === undefined || value === null || value === false) continue;
     if (key.startsWith("on") && typeof value === "function") el.addEventListener(key.slice(2), value);
     else if (key === "class") el.className = value;
     else if (key === "dataset") Object.assign(el.dataset, value);
-    else if (key === "value" && "value" in el) el.value = value;
+    else if (key === "value" && "value" in el) pendingValue = value;
     else if (key === "checked" || key === "selected" || key === "disabled") el[key] = !!value;
     else el.setAttribute(key, value === true ? "" : String(value));
   }
   append(el, children);
+  if (pendingValue !== undefined) el.value = pendingValue;
   return el;
 }
 
@@ -129,8 +131,13 @@ export function statusBadge(status) {
 }
 
 export function toast(message, kind = "info") {
+  let stack = document.getElementById("toasts");
+  if (!stack) {
+    stack = h("div", { id: "toasts", class: "toasts" });
+    document.body.append(stack);
+  }
   const el = h("div", { class: `toast ${kind}`, role: kind === "error" ? "alert" : "status" }, message);
-  document.body.append(el);
+  stack.append(el);
   setTimeout(() => el.remove(), kind === "error" ? 8000 : 4000);
 }
 
@@ -204,7 +211,7 @@ export function table({ columns, rows, href, empty = "Nothing here." }) {
       });
       return h("tr", {
         class: link ? "clickable" : "",
-        onclick: link ? (e) => { if (e.target.closest("a,button,input")) return; location.hash = link; } : null,
+        onclick: link ? (e) => { if (e.target.closest("a,button,input,select,textarea,label,summary,details")) return; location.hash = link; } : null,
       }, cells);
     })));
 }
@@ -237,7 +244,7 @@ export function schemaForm(parameters, initial = {}) {
     const p = parameters[name] || {};
     if (p.immutable) continue;
     const id = `f-${name}`;
-    const start = initial[name] !== undefined ? initial[name] : p.default;
+    const start = initial[name] !== undefined ? initial[name] : (p.default ?? undefined); // a null default is no value
     let input;
     const type = Array.isArray(p.type) ? p.type[0] : p.type;
     if (Array.isArray(p.enum)) {
@@ -431,7 +438,7 @@ async function navigate() {
     } catch (err) {
       clear(el, h("h1", {}, "Something went wrong"), h("p", { class: "error-text", role: "alert" }, err.message || String(err)));
     }
-    main.focus({ preventScroll: true });
+    if (el.isConnected) main.focus({ preventScroll: true }); // not if a newer page replaced it meanwhile
     return;
   }
   clear(main, h("h1", {}, "Not found"), h("p", {}, "No page here. ", h("a", { href: "#/executions" }, "Executions")));

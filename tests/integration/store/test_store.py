@@ -91,6 +91,22 @@ def test_delayed_work_waits(db: Database) -> None:
     assert [i.ref for i in got] == ["soon"]
 
 
+def test_enqueue_each_and_enqueue_many_keep_the_order(db: Database) -> None:
+    events = [("r1", {"n": 1}), ("r2", {"n": 2}), ("r1", {"n": 3})]
+    db.write_sync(lambda c: queue.enqueue_each(c, "t", events))
+    db.write_sync(lambda c: queue.enqueue_each(c, "t", [("r1", {"n": 4})]))  # one row
+    db.write_sync(lambda c: queue.enqueue_each(c, "t", []))
+    assert db.write_sync(lambda c: queue.take_ref(c, "t", "r1")) == [{"n": 1}, {"n": 3}, {"n": 4}]
+    assert db.write_sync(lambda c: queue.take_ref(c, "t", "r2")) == [{"n": 2}]
+    db.write_sync(lambda c: queue.enqueue_many(c, "u", ["a"]))
+    db.write_sync(lambda c: queue.enqueue_many(c, "u", ["b", "c"]))
+    got = db.write_sync(lambda c: queue.claim(c, "u", "w", limit=5, lease_seconds=5))
+    assert [i.ref for i in got] == ["a", "b", "c"]
+    db.write_sync(lambda c: queue.ack_many(c, [got[0].id]))  # one row
+    db.write_sync(lambda c: queue.ack_many(c, [i.id for i in got[1:]]))
+    assert db.read_sync(queue.depth) == {}
+
+
 def test_concurrent_claims_never_share_an_item(db: Database) -> None:
     db.write_sync(lambda c: [queue.enqueue(c, "t", str(i)) for i in range(200)])
 

@@ -31,7 +31,10 @@ def chromium_binary() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: Playwright's synchronous API keeps an event
+# loop of its own running while it is started, and tests that come after
+# (asyncio.run) must not find it there.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     binary = chromium_binary()
     if binary is None:

@@ -3,5 +3,7 @@ import "./executions.js";
 import "./actions.js";
 import "./inquiries.js";
 import "./rollouts.js";
+import "./workflow.js";
 import "./rules.js";
 import "./content.js";
+import "./audit.js";
