@@ -105,7 +105,9 @@ def test_the_graph_is_drawn_coloured_live_and_opens_task_executions(
             n: graph.locator(f'.wf-node[data-task="{n}"] rect').bounding_box()["y"]
             for n in ("start", "left", "right", "meet", "finish", "cleanup")
         }
-        assert ys["start"] < ys["left"] == ys["right"] < ys["meet"] < ys["finish"]
+        # (a running task's thicker outline moves its box by a fraction of a pixel)
+        assert abs(ys["left"] - ys["right"]) < 2
+        assert ys["start"] < ys["left"] < ys["meet"] < ys["finish"]
         assert ys["right"] < ys["cleanup"]
         # Conditions label the arrows, shortened; the whole text is in a tooltip.
         labels = graph.locator("text.wf-label").all_text_contents()
