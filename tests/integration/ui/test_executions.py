@@ -311,7 +311,8 @@ def test_cancel_a_running_execution(page: Any, client: httpx.Client) -> None:
     page.locator("h1 .badge", has_text="running").wait_for()
     page.get_by_role("button", name="Cancel").click()
     page.locator("h1 .badge", has_text="canceled").wait_for()
-    assert page.get_by_role("button", name="Cancel").is_hidden()
+    page.get_by_role("button", name="Cancel").wait_for(state="hidden", timeout=5000)
+    assert page.locator("h1 .badge").inner_text() == "canceled"
     assert client.get(f"/api/v1/executions/{eid}").json()["status"] == "canceled"
 
 

@@ -351,6 +351,9 @@ route("/executions/:id", async ({ id }, ctx) => {
 
   function apply(next) {
     const wasFinal = isFinal(ex.status);
+    // A reply can arrive after a newer state from the stream (the cancel call answers
+    // "canceling" after "canceled" was streamed): an ended execution never goes back.
+    if (wasFinal && next.status && !isFinal(next.status)) next = { ...next, status: ex.status };
     ex = { ...ex, ...next };
     document.title = `${ex.action.ref} ${ex.status} · Squall`;
     clear(title, h("span", { class: "mono" }, ex.action.ref), " ", statusBadge(ex.status));
