@@ -54,6 +54,9 @@ KNOWN_VARIABLES = frozenset(
         "SQUALL_SSH_HOST_KEY_CHECK",
         "SQUALL_SSH_CONCURRENCY",
         "SQUALL_SSH_CONNECT_TIMEOUT",
+        "SQUALL_RBAC_DIR",
+        "SQUALL_RBAC_PACK_OWNERS",
+        "SQUALL_AUTH_BACKEND",
     }
 )
 
@@ -157,6 +160,13 @@ class Settings:
     ssh_host_key_check: str = "strict"  # strict | accept-new | off
     ssh_concurrency: int = 100  # hosts in flight per remote execution
     ssh_connect_timeout: float = 10.0
+    # The directory holding StackStorm's rbac/roles and rbac/assignments files.
+    rbac_dir: Path | None = None
+    # Whose permissions the rules of a pack registered from disk run with
+    # (pack, user); other packs' rules run as the system.
+    pack_owners: tuple[tuple[str, str], ...] = ()
+    # Who checks passwords: "local", or "package.module:ClassName" (services/signin.py).
+    auth_backend: str = "local"
 
     @property
     def is_sqlite(self) -> bool:
@@ -241,8 +251,26 @@ class Settings:
             ssh_host_key_check=check,
             ssh_concurrency=_int(env, "SQUALL_SSH_CONCURRENCY", 100),
             ssh_connect_timeout=_float(env, "SQUALL_SSH_CONNECT_TIMEOUT", 10.0),
+            rbac_dir=Path(env["SQUALL_RBAC_DIR"]).expanduser().resolve()
+            if env.get("SQUALL_RBAC_DIR")
+            else None,
+            pack_owners=_pack_owners(env.get("SQUALL_RBAC_PACK_OWNERS", "")),
+            auth_backend=env.get("SQUALL_AUTH_BACKEND") or "local",
         )
         return settings.with_overrides(**overrides)
+
+
+def _pack_owners(value: str) -> tuple[tuple[str, str], ...]:
+    """``examples=alice:ops=bob`` (a config file may give a list)."""
+    owners = []
+    for item in value.split(":"):
+        if not item.strip():
+            continue
+        pack, eq, user = item.partition("=")
+        if not eq or not pack.strip() or not user.strip():
+            raise ConfigError(f"SQUALL_RBAC_PACK_OWNERS: {item!r} is not pack=user")
+        owners.append((pack.strip(), user.strip()))
+    return tuple(owners)
 
 
 def normalize_database_url(url: str) -> str:

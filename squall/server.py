@@ -23,6 +23,7 @@ from squall.services.gc import GarbageCollector
 from squall.services.inquiries import InquiryExpirer
 from squall.services.inventory import InventoryService
 from squall.services.packs import register_all
+from squall.services.rbac import reload as reload_rbac
 from squall.services.rollouts import RolloutController
 from squall.services.rules_engine import RulesEngine
 from squall.services.scheduler import Scheduler
@@ -129,6 +130,8 @@ async def start_system(settings: Settings, *, register_packs: bool = True) -> Sy
         # We hold the data directory's lock: no other process can own a lease.
         await db.write(queue.expire_leases)
     await db.write(ensure_builtin_types)
+    if settings.rbac_dir is not None:
+        await reload_rbac(db, settings.rbac_dir, "system")
     if register_packs:
         await register_all(db, settings)
     lease = settings.lease_seconds

@@ -27,11 +27,14 @@ from squall.api import (
     inventory,
     keys,
     packs,
+    permissions,
+    rbac,
     rollouts,
     rules,
     runners,
     sensors,
     stream,
+    users,
     webhooks,
 )
 from squall.api.deps import Authenticate
@@ -186,6 +189,8 @@ def create_app(settings: Settings, *, start_services: bool = True) -> FastAPI:
         keys.router,
         keys.datastore_router,
         auth.router,
+        users.router,
+        rbac.router,
         stream.router,
         rules.router,
         webhooks.router,
@@ -199,6 +204,7 @@ def create_app(settings: Settings, *, start_services: bool = True) -> FastAPI:
         # prefix): one flat list is the cheapest to match on every request.
         app.router.routes.extend(router.routes)
     _serve_simple_routes_plainly(app)
+    permissions.guard_routes(app)  # after the above: it wraps the routes as served
     web.mount(app)
     app.add_middleware(Authenticate)
     app.add_middleware(audit.AuditCalls)

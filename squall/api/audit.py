@@ -28,8 +28,10 @@ from squall.store import audit as store
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 
 CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-# Routes that write their own, richer record (sign-in).
+# Routes that write their own, richer record (sign-in; identities and roles
+# when they succeed).
 SELF_RECORDED = ("/auth/v1/tokens",)
+SELF_RECORDED_PREFIXES = ("/api/v1/users", "/api/v1/apikeys", "/api/v1/rbac/assignments")
 
 
 def record_view(row: dict[str, Any]) -> dict[str, Any]:
@@ -161,9 +163,12 @@ class AuditCalls:
         changing = method in CHANGING and not path.startswith(OWN_AUTH_PREFIXES)
         if path in SELF_RECORDED or not (changing or status in (401, 403)):
             return
+        if status < 400 and path.startswith(SELF_RECORDED_PREFIXES):
+            return
         if status == 401 and not changing:
             return  # a GET without credentials changes nothing: not worth a record each
-        user = (scope.get("state") or {}).get("user")
+        state = scope.get("state") or {}
+        user = state.get("user")
         client = scope.get("client")
         outcome = "ok" if status < 400 else "denied" if status in (401, 403) else "failed"
         sys = getattr(scope["app"].state, "system", None) if "app" in scope else None
@@ -177,5 +182,7 @@ class AuditCalls:
             target=_target(path),
             outcome=outcome if outcome != "failed" else str(status),
             source=client[0] if client else None,
-            details={"status": status},
+            details={"status": status, "permission": state["denied"]}
+            if state.get("denied")
+            else {"status": status},
         )

@@ -1,4 +1,4 @@
-"""/auth/v1/tokens and /api/v1/apikeys: signing in and API keys."""
+"""/auth/v1/tokens: signing in and out (API keys and users are in api/users.py)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from squall.api.deps import JSON, body_schema, forget_credentials, json_body, requester, system
+from squall.api.deps import JSON, body_schema, forget_credentials, json_body, system
 from squall.core.timestamps import iso
 from squall.errors import InvalidInput, Unauthorized
+from squall.services import signin
 from squall.store import audit, auth
 
 router = APIRouter(tags=["auth"])
@@ -42,15 +43,13 @@ async def create_token(request: Request) -> JSON:
         raise InvalidInput(f"ttl must be between 1 and {sys.settings.token_ttl_seconds} seconds")
 
     source = request.client.host if request.client else None
+    checked = await signin.backend(sys.settings).authenticate(sys.db, user, password)
 
     def sign_in(conn: Any) -> dict[str, Any] | None:
-        row = auth.get_user(conn, user)
-        if (
-            row is None
-            or not row["enabled"]
-            or not auth.verify_password(password, row["password_hash"])
-        ):
-            why = "no such user" if row is None else "disabled" if not row["enabled"] else None
+        # Whatever the backend says, a user disabled here stays out.
+        enabled = checked.ok and auth.user_is_active(conn, user)
+        if not enabled:
+            why = checked.reason if not checked.ok else "disabled"
             audit.record(
                 conn,
                 actor=user,
@@ -107,94 +106,3 @@ async def delete_token(request: Request) -> Response:
         raise Unauthorized("no such token (already signed out or expired)")
     forget_credentials()
     return Response(status_code=204)
-
-
-def apikey_view(row: dict[str, Any], key: str | None = None) -> dict[str, Any]:
-    view = {
-        "id": row["id"],
-        "uid": f"api_key:{row['key_hash']}",
-        "user": row["user"],
-        "key_hash": row["key_hash"],
-        "metadata": row["metadata"],
-        "enabled": row["enabled"],
-        "created_at": iso(row["created_at"]),
-        "expires_at": iso(row["expires_at"]),
-    }
-    if key:
-        view["key"] = key
-    return view
-
-
-@router.get("/api/v1/apikeys")
-async def list_apikeys(request: Request) -> JSON:
-    return JSON([apikey_view(r) for r in await system(request).db.read(auth.list_api_keys)])
-
-
-@router.post("/api/v1/apikeys", status_code=201)
-async def create_apikey(request: Request) -> JSON:
-    body = await json_body(request)
-    caller = requester(request)
-    user = body.get("user") or caller
-    metadata = body.get("metadata") or {}
-    if not isinstance(user, str) or not user:
-        raise InvalidInput("'user' must be a user name")
-    if not isinstance(metadata, dict):
-        raise InvalidInput("'metadata' must be an object")
-
-    def make(conn: Any) -> tuple[str, dict[str, Any]]:
-        if auth.get_user(conn, user) is None:
-            auth.create_user(conn, user, None)
-        return auth.create_api_key(conn, user, metadata=metadata)
-
-    key, row = await system(request).db.write(make)
-    return JSON(apikey_view(row, key), status_code=201)
-
-
-@router.get("/api/v1/apikeys/{key_id}")
-async def get_apikey(request: Request, key_id: str) -> JSON:
-    return JSON(apikey_view(await system(request).db.read(auth.get_api_key, key_id)))
-
-
-@router.put("/api/v1/apikeys/{key_id}", openapi_extra=body_schema({"enabled": {"type": "boolean"}}))
-async def update_apikey(request: Request, key_id: str) -> JSON:
-    body = await json_body(request)
-
-    def update(conn: Any) -> dict[str, Any]:
-        row = auth.get_api_key(conn, key_id)
-        if "enabled" in body:
-            auth.update_api_key(conn, row["id"], enabled=bool(body["enabled"]))
-        return auth.get_api_key(conn, row["id"])
-
-    row = await system(request).db.write(update)
-    forget_credentials()
-    return JSON(apikey_view(row))
-
-
-@router.delete("/api/v1/apikeys/{key_id}", status_code=204)
-async def delete_apikey(request: Request, key_id: str) -> Response:
-    def delete(conn: Any) -> None:
-        auth.delete_api_key(conn, auth.get_api_key(conn, key_id)["id"])
-
-    await system(request).db.write(delete)
-    forget_credentials()
-    return Response(status_code=204)
-
-
-@router.get("/api/v1/user")
-async def whoami(request: Request) -> JSON:
-    """Who the caller is, shaped like StackStorm's answer."""
-    user = requester(request)
-    row = await system(request).db.read(auth.get_user, user)
-    return JSON(
-        {
-            "username": user,
-            "authentication": {
-                "method": "api_key" if request.headers.get("st2-api-key") else "token"
-            },
-            "rbac": {
-                "enabled": False,
-                "roles": ["admin"] if row and row["is_admin"] else [],
-                "is_admin": bool(row and row["is_admin"]),
-            },
-        }
-    )

@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request, Response
 
+from squall.api import permissions
 from squall.api.deps import JSON, body_schema, check_limit, json_body, paged, requester, system
 from squall.core.timestamps import iso
 from squall.errors import InvalidInput
@@ -48,6 +49,8 @@ async def list_keys(
     offset: int = Query(0, ge=0, le=1_000_000_000),
 ) -> JSON:
     caller = requester(request)
+    if decrypt:
+        await permissions.require(request, "key_value_pair_decrypt")
     sys = system(request)
     scope_name = None if scope in (None, "all", "st2kv.all") else kv.normalize_scope(scope)
     limit = check_limit(limit, maximum=10000)
@@ -70,6 +73,8 @@ async def get_key(
     user: str | None = None,
 ) -> JSON:
     caller = requester(request)
+    if decrypt:
+        await permissions.require(request, "key_value_pair_decrypt")
     sys = system(request)
     s = kv.normalize_scope(scope)
     row = await sys.db.read(lambda conn: kv.get(conn, scope=s, user=user or caller, name=name))

@@ -28,9 +28,11 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Request
 
+from squall.api import permissions
 from squall.api.deps import JSON, authenticate, credential, system
 from squall.api.rules import trigger_view
 from squall.core import triggers as core_triggers
+from squall.core.rbac import Resource
 from squall.errors import Forbidden, InvalidInput, NotFound, SquallError, Unauthorized
 from squall.store import kv as kv_store
 from squall.store import triggers as trigger_store
@@ -173,6 +175,7 @@ async def post_webhook(request: Request, url: str = "") -> JSON:
     user = None
     if credential(request) is not None:
         user = await authenticate(request.scope)  # a bad key is a 401, not a signature check
+        await permissions.check(request.scope, user, "webhook_send", Resource("webhook", url))
     body = _parse_body(raw, request.headers.get("content-type", ""))
     headers = _headers(request)
     lower = {k.lower(): v for k, v in headers.items()}

@@ -26,8 +26,10 @@ from squall import __version__
 from squall.cli import audit as audit_cli
 from squall.cli import fleet as fleet_cli
 from squall.cli import inquiries as inquiries_cli
+from squall.cli import rbac as rbac_cli
 from squall.cli import rollouts as rollouts_cli
 from squall.cli import rules as rules_cli
+from squall.cli import users as users_cli
 from squall.cli import workflows as workflows_cli
 from squall.cli.common import (
     SECRET_MASK,
@@ -845,6 +847,8 @@ cli.add_command(fleet_cli.inventory)
 cli.add_command(rollouts_cli.rollout)
 cli.add_command(workflows_cli.workflow)
 cli.add_command(audit_cli.audit)
+for _group in (users_cli.user, users_cli.apikey, rbac_cli.role, rbac_cli.rbac):
+    cli.add_command(_group)
 
 
 if __name__ == "__main__":

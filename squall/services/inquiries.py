@@ -38,6 +38,7 @@ from squall.services.bus import Bus, wait_for_wake
 from squall.services.scheduler import until
 from squall.store import audit, queue
 from squall.store import executions as exe_store
+from squall.store import rbac as rbac_store
 from squall.store.db import Database
 
 __all__ = [
@@ -188,14 +189,16 @@ def respond(conn: Connection, inquiry_id: str, response: Any, user: str | None) 
     row = _pending(conn, inquiry_id)
     question = _question(row)
     users = question.get("users") or []
-    if users and user not in users:
-        allowed = ", ".join(str(u) for u in users)
-        raise Forbidden(
-            f"user {user!r} may not respond to inquiry {inquiry_id}; it is for: {allowed}"
-        )
-    # ``roles`` is recorded with the inquiry and shown by the API, but not
-    # checked: Squall has no roles yet. It is to be enforced when role-based
-    # access control lands.
+    roles = question.get("roles") or []
+    # As in StackStorm: when users or roles are listed, the responder must be
+    # one of the users or hold one of the roles.
+    if (users or roles) and user not in users:
+        held = set(rbac_store.role_names_of(conn, user)) if user and roles else set()
+        if not held & set(roles):
+            allowed = ", ".join([*(str(u) for u in users), *(f"role {r}" for r in roles)])
+            raise Forbidden(
+                f"user {user!r} may not respond to inquiry {inquiry_id}; it is for: {allowed}"
+            )
     answer = validate_response(inquiry_id, question.get("schema") or DEFAULT_SCHEMA, response)
     done = exe_store.set_status(
         conn,

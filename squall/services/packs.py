@@ -154,7 +154,8 @@ async def register_all(
         report.policies += counts["policies"]
     # Rules last: they may name actions and trigger types of any pack.
     for pack in registered:
-        count, errors = await db.write(rules.register_pack_rules, pack)
+        owner = dict(settings.pack_owners).get(pack.ref)  # else the rules run as the system
+        count, errors = await db.write(rules.register_pack_rules, pack, owner)
         report.rules += count
         report.errors.extend(errors)
     if not only:

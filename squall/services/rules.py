@@ -45,7 +45,9 @@ def validate(
             f"rule {ref}: action {meta['action']['ref']!r} is not registered"
         ) from None
     core_rules.compile_rule(meta)
-    if user and not meta["context"].get("user"):
+    if user:
+        # The rule's owner, whose permissions its action runs with: whoever
+        # created or last changed it, never what the rule itself claims.
         meta["context"]["user"] = user
     return meta
 
@@ -93,15 +95,18 @@ def register_pack_content(conn: Connection, pack: LoadedPack) -> list[ContentErr
     return []
 
 
-def register_pack_rules(conn: Connection, pack: LoadedPack) -> tuple[int, list[ContentError]]:
+def register_pack_rules(
+    conn: Connection, pack: LoadedPack, owner: str | None = None
+) -> tuple[int, list[ContentError]]:
     """Replace the pack's rules with those on disk; a broken rule is reported
-    and skipped, the others are registered."""
+    and skipped, the others are registered. ``owner`` is the user the
+    pack's rules run as (None: the system)."""
     errors: list[ContentError] = []
     stored = []
     for rule in pack.rules:
         path = str(Path(pack.path) / rule.get("metadata_file", ""))
         try:
-            meta = validate(conn, rule, pack=pack.ref)
+            meta = validate(conn, rule, pack=pack.ref, user=owner)
         except InvalidInput as exc:
             errors.append(ContentError(path, exc.message))
             continue

@@ -23,14 +23,16 @@ from sqlalchemy.engine import Connection
 
 from squall.core import rules as core_rules
 from squall.core import templating, timers
+from squall.core.rbac import Role, has_permission, resource_from_ref
 from squall.core.rules import CompiledRule, Decision, RuleIndex
 from squall.core.timestamps import iso
 from squall.crypto import KeyRing
 from squall.errors import SquallError
 from squall.services import executions as exe_service
 from squall.services.bus import Bus
+from squall.store import auth, queue
 from squall.store import executions as exe_store
-from squall.store import queue
+from squall.store import rbac as rbac_store
 from squall.store import rules as rule_store
 from squall.store import triggers as trigger_store
 from squall.store.db import Database
@@ -84,6 +86,8 @@ class RulesEngine:
         self.db, self.bus, self.keyring = db, bus, keyring
         self.cache = _Cache()
         self.check_due_at = 0.0
+        # Rule owners: (enabled, roles, until) - looked up once a few seconds.
+        self.owners: dict[str, tuple[bool, list[Role], float]] = {}
 
     # ------------------------------------------------------------------
     # The loop
@@ -282,6 +286,11 @@ class RulesEngine:
         extra: dict[str, Any] = {"trigger": payloads[-1], "rule": _rule_info(rule)}
         if rule.accumulate is not None or len(payloads) > 1:
             extra["events"] = payloads
+        refusal = self._owner_refusal(conn, rule)
+        if refusal:
+            return rule_store.enforcement(
+                rule, instance_id, status=rule_store.FAILED, reason=refusal, details=details
+            )
         try:
             execution = exe_service.request(
                 conn,
@@ -304,6 +313,29 @@ class RulesEngine:
             execution_id=execution["id"],
             details=details,
         )
+
+    def _owner_refusal(self, conn: Connection, rule: CompiledRule) -> str | None:
+        """Why the rule's owner may not run its action (None: it may). Rules
+        with no owner (packs registered from disk) run as the system."""
+        owner = (rule.meta.get("context") or {}).get("user")
+        if not owner:
+            return None
+        now = time.monotonic()
+        hit = self.owners.get(owner)
+        if hit is None or hit[2] < now:
+            enabled = auth.user_is_active(conn, owner)
+            hit = (enabled, rbac_store.roles_of(conn, owner) if enabled else [], now + 5.0)
+            self.owners[owner] = hit
+        enabled, roles, _ = hit
+        if not enabled:
+            return f"the rule's owner {owner!r} is disabled or unknown: the action was not run"
+        action = resource_from_ref("action", rule.action_ref)
+        if not has_permission(roles, "action_execute", action):
+            return (
+                f"the rule's owner {owner!r} lacks the permission 'action_execute' on "
+                f"{action.uid}: the action was not run"
+            )
+        return None
 
 
 def _rule_user(rule: CompiledRule) -> str:

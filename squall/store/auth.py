@@ -172,3 +172,18 @@ def user_is_active(conn: Connection, name: str) -> bool:
 
 def delete_expired_tokens(conn: Connection) -> int:
     return conn.execute(tokens.delete().where(tokens.c.expiry < time.time())).rowcount or 0
+
+
+def list_users(conn: Connection) -> list[dict[str, Any]]:
+    rows = conn.execute(sa.select(users).order_by(users.c.name)).all()
+    return [dict(r._mapping) for r in rows]
+
+
+def set_user(conn: Connection, name: str, **values: Any) -> None:
+    """Change a user (``enabled``, ``password``); NotFound if there is none."""
+    if "password" in values:
+        password = values.pop("password")
+        values["password_hash"] = hash_password(password) if password else None
+    result = conn.execute(users.update().where(users.c.name == name).values(**values))
+    if not result.rowcount:
+        raise NotFound(f"no user named {name!r}")

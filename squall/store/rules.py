@@ -69,6 +69,7 @@ def put(
         "meta": meta,
         "source": source,
         "updated_at": time.time(),
+        "owner": (meta.get("context") or {}).get("user"),
     }
     if old:
         conn.execute(rules.update().where(rules.c.ref == meta["ref"]).values(**values))

@@ -160,6 +160,30 @@ tokens = sa.Table(
     sa.Column("expiry", Ts, nullable=False, index=True),
 )
 
+# Roles read from the rbac directory (the built-in ones live in core/rbac.py).
+roles = sa.Table(
+    "roles",
+    metadata,
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("grants", Json, nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("source", sa.Text, nullable=False),  # the file, relative to the rbac directory
+    sa.Column("updated_at", Ts, nullable=False),
+)
+
+role_assignments = sa.Table(
+    "role_assignments",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("user", sa.String(255), nullable=False, index=True),
+    sa.Column("role", sa.String(255), nullable=False),
+    sa.Column("source", sa.Text, nullable=False),  # "api" or the file it was read from
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("created_at", Ts, nullable=False),
+    sa.UniqueConstraint("user", "role", "source"),
+)
+
 trigger_types = sa.Table(
     "trigger_types",
     metadata,
@@ -195,6 +219,9 @@ rules = sa.Table(
     sa.Column("meta", Json, nullable=False),  # the rule as loaded or created
     sa.Column("source", sa.String(16), nullable=False),  # "pack" | "api"
     sa.Column("updated_at", Ts, nullable=False),
+    # Whose permissions its action runs with: the user who created or last
+    # changed it (None: the system, for packs registered from disk).
+    sa.Column("owner", sa.String(255)),
 )
 
 trigger_instances = sa.Table(

@@ -20,8 +20,8 @@ export const session = {
       return null;
     }
   },
-  set(s) { sessionStorage.setItem(SESSION_KEY, JSON.stringify(s)); },
-  clear() { sessionStorage.removeItem(SESSION_KEY); },
+  set(s) { sessionStorage.setItem(SESSION_KEY, JSON.stringify(s)); grants = null; },
+  clear() { sessionStorage.removeItem(SESSION_KEY); grants = null; },
   headers() {
     const s = this.get();
     if (!s) return {};
@@ -33,6 +33,40 @@ export const session = {
     return s.kind === "apikey" ? `st2-api-key=${encodeURIComponent(s.secret)}` : `x-auth-token=${encodeURIComponent(s.secret)}`;
   },
 };
+
+// -- what the signed-in user may do ---------------------------------------------------
+// The pages leave out the buttons of what the user's roles do not allow (the
+// API refuses it anyway): GET /api/v1/rbac/me, once per session.
+
+let grants = null;
+
+export async function loadPermissions() {
+  if (!grants) {
+    try { grants = await api("/api/v1/rbac/me"); } catch { grants = { permissions: [], scoped: {} }; }
+  }
+  return grants;
+}
+
+/** Whether the user holds `permission` everywhere, or on the resource `uid`
+ * (StackStorm's uid, e.g. "action:examples:hello") or its pack. */
+export function can(permission, uid) {
+  if (!grants) return true; // not known yet: the API still decides
+  if (grants.permissions.includes(permission)) return true;
+  if (!uid) return Object.values(grants.scoped).some((p) => p.includes(permission));
+  const pack = uid.split(":")[1];
+  return [uid, `pack:${pack}`].some((key) => (grants.scoped[key] || []).includes(permission));
+}
+
+/** StackStorm's uid of pack content: ("action", "examples.hello") -> "action:examples:hello". */
+export function uidOf(type, ref) {
+  const dot = ref.indexOf(".");
+  return dot < 0 ? `${type}:${ref}` : `${type}:${ref.slice(0, dot)}:${ref.slice(dot + 1)}`;
+}
+
+/** An execution is steered by whoever may steer it, or run its action. */
+export function canOnExecution(permission, actionRef) {
+  return can(permission) || can("action_execute", uidOf("action", actionRef));
+}
 
 export class ApiError extends Error {
   constructor(status, message, body) {
@@ -418,6 +452,7 @@ async function navigate() {
   cleanups = [];
   if (!session.get()) { renderShell(); return; }
   if (!document.querySelector("main")) renderShell();
+  await loadPermissions();
   const main = document.querySelector("main");
   const { path, query } = parseHash();
   for (const a of document.querySelectorAll(".side nav a")) {

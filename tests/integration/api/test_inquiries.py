@@ -103,6 +103,8 @@ def test_only_the_listed_users_may_answer(server: Server, client: httpx.Client) 
     user = f"bob-{uuid.uuid4().hex[:6]}"
     r = client.post("/api/v1/apikeys", json={"user": user})
     assert r.status_code == 201, r.text
+    grant = client.post("/api/v1/rbac/assignments", json={"user": user, "role": "operator"})
+    assert grant.status_code == 201, grant.text
     bob = httpx.Client(base_url=server.url, headers={"St2-Api-Key": r.json()["key"]}, timeout=30)
     with bob:
         eid = ask(client, users=[user], roles=["approvers"])

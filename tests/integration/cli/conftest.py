@@ -82,7 +82,12 @@ def _start(data_dir: Path, home: Path, port: int, timeout: float = 60.0) -> CliS
     data_dir.mkdir(parents=True, exist_ok=True)
     home.mkdir(parents=True, exist_ok=True)
     log = data_dir.parent / "server.log"
-    env = {**base_env(home), "SQUALL_ADMIN_API_KEY": API_KEY}
+    env = {
+        **base_env(home),
+        "SQUALL_ADMIN_API_KEY": API_KEY,
+        # Role files kept in git (the rbac tests write them, then reload).
+        "SQUALL_RBAC_DIR": str(data_dir.parent / "rbac"),
+    }
     args = [*SQUALL, "up", "--data-dir", str(data_dir), "--port", str(port)]
     with open(log, "ab") as fh:
         proc = subprocess.Popen(args, env=env, stdout=fh, stderr=fh, cwd=ROOT)

@@ -94,6 +94,8 @@ def test_only_listed_users_may_respond(st2: St2, api: httpx.Client) -> None:
     user = f"carol-{uuid.uuid4().hex[:6]}"
     r = api.post("/api/v1/apikeys", json={"user": user})
     assert r.status_code == 201, r.text
+    grant = api.post("/api/v1/rbac/assignments", json={"user": user, "role": "operator"})
+    assert grant.status_code == 201, grant.text
     as_carol = {"ST2_API_KEY": r.json()["key"]}
     eid = ask(st2, f"users={user}")["id"]
     refused = st2run(st2, "inquiry", "respond", eid, "-r", '{"continue": true}')

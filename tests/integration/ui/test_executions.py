@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tests.integration.api.conftest import write
-from tests.integration.ui.conftest import screenshot
+from tests.integration.ui.conftest import screenshot, sign_in
 from tests.support.server import Server
 
 SECRET = "s3cr3t-ui-value"
@@ -314,6 +314,27 @@ def test_cancel_a_running_execution(page: Any, client: httpx.Client) -> None:
     page.get_by_role("button", name="Cancel").wait_for(state="hidden", timeout=5000)
     assert page.locator("h1 .badge").inner_text() == "canceled"
     assert client.get(f"/api/v1/executions/{eid}").json()["status"] == "canceled"
+
+
+def test_an_observer_is_offered_no_run_or_cancel(anonymous_page: Any, client: httpx.Client) -> None:
+    name = f"observer-{time.time_ns()}"
+    body = {"name": name, "password": "observer-password", "roles": ["observer"]}
+    assert client.post("/api/v1/users", json=body).status_code == 201
+    eid = start(client, "core.local", cmd="sleep 30")
+    wait_status(client, eid, "running")
+    page = anonymous_page
+    sign_in(page, name, "observer-password")
+    page.goto(f"/ui/#/executions/{eid}")
+    page.locator("h1 .badge", has_text="running").wait_for()
+    for button in ("#cancel", "#rerun-toggle", "#run-again"):
+        assert page.locator(button).is_hidden(), button
+    page.goto("/ui/#/executions")
+    row(page, eid).wait_for()
+    assert page.get_by_role("link", name="Run an action").count() == 0
+    page.goto("/ui/#/actions/core.local")
+    page.locator("#not-allowed").wait_for()
+    assert page.get_by_role("button", name="Run").count() == 0
+    assert client.delete(f"/api/v1/executions/{eid}").status_code == 200
 
 
 def test_a_workflow_shows_its_tasks_and_its_question_is_answered_in_place(

@@ -3,7 +3,7 @@
 // parameters merged with the action's, as the API gives them).
 
 import {
-  api, h, clear, route, addNav, setQuery, table, schemaForm, parameterErrors, ApiError,
+  api, h, clear, route, addNav, setQuery, table, schemaForm, parameterErrors, ApiError, can, uidOf,
 } from "../app.js";
 
 addNav("Actions", "#/actions", 20);
@@ -145,7 +145,11 @@ route("/actions/:ref", async ({ ref }, ctx) => {
     h("h1", {}, "Run ", h("span", { class: "mono" }, action.ref)),
     action.description ? h("p", { class: "lead" }, action.description) : null,
     h("div", { class: "grid-main" },
-      h("section", { class: "panel", "aria-label": "parameters" }, element),
+      h("section", { class: "panel", "aria-label": "parameters" },
+        can("action_execute", uidOf("action", action.ref))
+          ? element
+          : h("p", { class: "muted", id: "not-allowed" },
+            "Your roles do not let you run this action (it needs the permission action_execute).")),
       h("aside", { class: "panel" },
         h("dl", { class: "kv" },
           h("dt", {}, "Pack"), h("dd", {}, action.pack),

@@ -5,7 +5,7 @@
 
 import {
   api, h, clear, route, addNav, setQuery, stream, throttle, table, pager, statusBadge,
-  jsonView, fmtTime, duration, between, ago, busy, toast,
+  jsonView, fmtTime, duration, between, ago, busy, toast, can, canOnExecution, uidOf,
 } from "../app.js";
 import { parametersForm } from "./actions.js";
 import { inquiryForm } from "./inquiries.js";
@@ -104,7 +104,8 @@ route("/executions", async (_params, ctx) => {
   el.append(
     h("div", { class: "row between" },
       h("h1", {}, "Executions"),
-      h("div", { class: "row" }, count, h("a", { class: "button primary", href: "#/actions" }, "Run an action"))),
+      h("div", { class: "row" }, count,
+        can("action_execute") ? h("a", { class: "button primary", href: "#/actions" }, "Run an action") : null)),
     h("form", {
       class: "filters", role: "search", "aria-label": "filter executions",
       onsubmit: (e) => { e.preventDefault(); clearTimeout(typing); applyFilters(); },
@@ -313,6 +314,7 @@ route("/executions/:id", async ({ id }, ctx) => {
   }) }, "Resume");
   const rerunPanel = h("section", { class: "panel", id: "rerun", hidden: true, "aria-label": "re-run" });
   const rerunBtn = h("button", { id: "rerun-toggle", "aria-expanded": "false", "aria-controls": "rerun", onclick: () => toggleRerun() }, "Re-run…");
+  const runAgain = h("a", { class: "button", id: "run-again", href: `#/actions/${enc(ex.action.ref)}` }, "Run again…");
 
   const details = h("div", {});
   const params = h("div", {});
@@ -332,8 +334,7 @@ route("/executions/:id", async ({ id }, ctx) => {
   el.append(
     h("p", { class: "crumbs" }, h("a", { href: "#/executions" }, "Executions"), " / ", h("span", { class: "mono" }, id)),
     h("div", { class: "row between" }, title,
-      h("div", { class: "row toolbar" }, cancelBtn, pauseBtn, resumeBtn, rerunBtn,
-        h("a", { class: "button", href: `#/actions/${enc(ex.action.ref)}` }, "Run again…"))),
+      h("div", { class: "row toolbar" }, cancelBtn, pauseBtn, resumeBtn, rerunBtn, runAgain)),
     subtitle,
     rerunPanel,
     inquiriesPanel,
@@ -363,9 +364,13 @@ route("/executions/:id", async ({ id }, ctx) => {
       ctxInfo.user ? ` by ${ctxInfo.user}` : "",
       ctxInfo.rule && ctxInfo.rule.ref ? [" through rule ", h("a", { href: `#/executions?rule=${enc(ctxInfo.rule.ref)}&all=1` }, ctxInfo.rule.ref)] : null);
     const final = isFinal(ex.status);
-    cancelBtn.hidden = final;
-    pauseBtn.hidden = !isWorkflow || final || !["running", "resuming"].includes(ex.status);
-    resumeBtn.hidden = !isWorkflow || !["paused", "pausing"].includes(ex.status);
+    // What the user's roles do not allow is not offered.
+    const mayStop = canOnExecution("execution_stop", ex.action.ref);
+    cancelBtn.hidden = final || !mayStop;
+    pauseBtn.hidden = !isWorkflow || final || !["running", "resuming"].includes(ex.status) || !mayStop;
+    resumeBtn.hidden = !isWorkflow || !["paused", "pausing"].includes(ex.status) || !mayStop;
+    rerunBtn.hidden = !canOnExecution("execution_re_run", ex.action.ref);
+    runAgain.hidden = !can("action_execute", uidOf("action", ex.action.ref));
     el.querySelector(".live-note").textContent = final ? "" : "live";
     const rerunOf = ctxInfo["re-run"] && ctxInfo["re-run"].ref;
     clear(details, kv([

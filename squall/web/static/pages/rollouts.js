@@ -5,7 +5,7 @@
 
 import {
   api, h, svg, clear, route, addNav, setQuery, stream, throttle, pager, statusBadge,
-  fmtTime, duration, between, ago, busy, toast,
+  fmtTime, duration, between, ago, busy, toast, can,
 } from "../app.js";
 
 addNav("Rollouts", "#/rollouts", 40);
@@ -92,7 +92,7 @@ route("/rollouts", async (_params, ctx) => {
   const body = h("div", { class: "rollout-list" }, h("p", { class: "loading" }, "Loading…"));
   ctx.el.append(
     h("div", { class: "row between" }, h("h1", {}, "Rollouts"),
-      h("a", { class: "button primary", href: "#/rollouts/new" }, "New rollout")),
+      can("rollout_start") ? h("a", { class: "button primary", href: "#/rollouts/new" }, "New rollout") : null),
     body);
   const rows = new Map(); // id → {data, tr}
 
@@ -411,26 +411,29 @@ route("/rollouts/:id", async ({ id }, ctx) => {
   function actionButtons(v) {
     const buttons = [];
     const rollingBack = v.rollback && v.rollback.state === "running";
-    const btn = (label, onclick, cls) => h("button", { class: cls || null, onclick: (e) => busy(e.currentTarget, async () => onclick()) }, label);
+    // Only what the user's roles allow (the permission each route needs).
+    const btn = (label, onclick, cls, permission) => (can(permission)
+      ? h("button", { class: cls || null, onclick: (e) => busy(e.currentTarget, async () => onclick()) }, label)
+      : null);
     if (!FINAL.has(v.status)) {
-      if (v.status === "paused") buttons.push(btn("Resume", () => control("resume"), "primary"));
-      else if (!v.ending) buttons.push(btn("Pause", () => control("pause")));
-      buttons.push(btn(rollingBack ? "Abort the rollback" : "Abort", askAbort, "danger"));
-      if (v.has_rollback && !rollingBack && !(v.rollback && v.rollback.state)) buttons.push(btn("Roll back", askRollback, "danger"));
+      if (v.status === "paused") buttons.push(btn("Resume", () => control("resume"), "primary", "rollout_approve"));
+      else if (!v.ending) buttons.push(btn("Pause", () => control("pause"), null, "rollout_pause"));
+      buttons.push(btn(rollingBack ? "Abort the rollback" : "Abort", askAbort, "danger", "rollout_abort"));
+      if (v.has_rollback && !rollingBack && !(v.rollback && v.rollback.state)) buttons.push(btn("Roll back", askRollback, "danger", "rollout_rollback"));
     } else {
       const c = v.counts || {};
       const failed = (c.failed || 0) + (c.unreachable || 0) + (c.timeout || 0) + (c.canceled || 0);
       if (failed && !v.rollback && v.status !== "rolled_back") {
-        buttons.push(btn(`Retry ${plural(failed, "failed host")}`, () => control("retry", { skipped: false })));
+        buttons.push(btn(`Retry ${plural(failed, "failed host")}`, () => control("retry", { skipped: false }), null, "rollout_start"));
       }
       if (c.skipped && !v.rollback && v.status !== "rolled_back" && v.status !== "succeeded") {
-        buttons.push(btn("Retry the failed and skipped hosts", () => control("retry", { skipped: true })));
+        buttons.push(btn("Retry the failed and skipped hosts", () => control("retry", { skipped: true }), null, "rollout_start"));
       }
       if (v.has_rollback && v.status !== "rolled_back" && !(v.rollback && v.rollback.state)) {
-        buttons.push(btn("Roll back", askRollback, "danger"));
+        buttons.push(btn("Roll back", askRollback, "danger", "rollout_rollback"));
       }
     }
-    return h("div", { class: "row" }, buttons);
+    return h("div", { class: "row" }, buttons.filter(Boolean));
   }
 
   async function answer(inquiry, approve, button) {
@@ -466,7 +469,9 @@ route("/rollouts/:id", async ({ id }, ctx) => {
     const until = g.until ? ` until ${fmtTime(g.until)}` : "";
     const panel = (kind, title, text, ...rest) => h("section", { class: "panel gate", "data-kind": kind, "aria-label": title },
       h("h2", {}, title), h("p", {}, text), ...rest);
-    const resume = () => h("button", { class: "primary", onclick: (e) => busy(e.currentTarget, () => control("resume")) }, "Resume");
+    const resume = () => (can("rollout_approve")
+      ? h("button", { class: "primary", onclick: (e) => busy(e.currentTarget, () => control("resume")) }, "Resume")
+      : null);
     const panels = [];
     let gateHolds = true; // whether the gate still needs its own panel
     if (v.status === "paused") {
@@ -486,7 +491,7 @@ route("/rollouts/:id", async ({ id }, ctx) => {
         const approve = h("button", { class: "primary", onclick: (e) => answer(g.inquiry, true, e.currentTarget) }, "Approve");
         const refuse = h("button", { class: "danger", onclick: (e) => answer(g.inquiry, false, e.currentTarget) }, "Refuse and abort");
         panels.push(panel("approval", "Approval", `Waiting for approval${where}${until}: the next batch starts when someone approves.`,
-          h("div", { class: "row" }, approve, refuse,
+          h("div", { class: "row" }, ...(can("inquiry_respond") ? [approve, refuse] : []),
             g.inquiry ? h("span", { class: "muted" }, "inquiry ", h("a", { href: `#/inquiries/${enc(g.inquiry)}`, class: "mono" }, g.inquiry)) : null)));
       } else if (g.kind === "pause") {
         panels.push(panel("pause", "Soak time", `Soaking${where}${until}: the next batch starts then.`));

@@ -4,7 +4,7 @@
 
 import {
   api, h, clear, route, addNav, setQuery, stream, throttle, table, pager,
-  statusBadge, jsonView, fmtTime, ago, busy, toast,
+  statusBadge, jsonView, fmtTime, ago, busy, toast, can, uidOf,
 } from "../app.js";
 import {
   enc, field, select, folded, triggerText, kv, debounce, outcome, instanceLink, explanation,
@@ -27,6 +27,7 @@ function enabledBadge(enabled) {
 }
 
 function toggleButton(rule, onChanged) {
+  if (!can("rule_modify", uidOf("rule", rule.ref))) return null; // not for this user's roles
   const button = h("button", {
     class: rule.enabled ? "" : "primary",
     "aria-label": `${rule.enabled ? "Disable" : "Enable"} ${rule.ref}`,
