@@ -188,6 +188,9 @@ async def _mine_or(request: Request, row: dict[str, Any], permission: str) -> No
         await permissions.require(request, permission)
 
 
+_YEAR_10000 = 253402300800.0  # past it a time cannot be written in ISO 8601
+
+
 def _expiry(value: Any) -> float | None:
     if value in (None, ""):
         return None
@@ -202,6 +205,8 @@ def _expiry(value: Any) -> float | None:
         raise InvalidInput("'expires_at' must be an ISO 8601 time")
     if at <= time.time():
         raise InvalidInput("'expires_at' must be in the future")
+    if at >= _YEAR_10000:
+        raise InvalidInput("'expires_at' must be before the year 10000")
     return at
 
 

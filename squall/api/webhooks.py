@@ -34,6 +34,7 @@ from squall.api.rules import trigger_view
 from squall.core import triggers as core_triggers
 from squall.core.rbac import Resource
 from squall.errors import Forbidden, InvalidInput, NotFound, SquallError, Unauthorized
+from squall.services.audit import record_call
 from squall.store import kv as kv_store
 from squall.store import triggers as trigger_store
 
@@ -175,7 +176,17 @@ async def post_webhook(request: Request, url: str = "") -> JSON:
     user = None
     if credential(request) is not None:
         user = await authenticate(request.scope)  # a bad key is a 401, not a signature check
-        await permissions.check(request.scope, user, "webhook_send", Resource("webhook", url))
+        try:
+            await permissions.check(request.scope, user, "webhook_send", Resource("webhook", url))
+        except Forbidden:
+            # Webhooks are served past the audit middleware (api.app.WebhookFastPath).
+            client = request.client.host if request.client else None
+            await record_call(
+                system(request).db, actor=user, kind="denied", action=f"POST {PREFIX}{url}",
+                target=url, outcome="denied", source=client,
+                details={"status": 403, "permission": "webhook_send"},
+            )  # fmt: skip
+            raise
     body = _parse_body(raw, request.headers.get("content-type", ""))
     headers = _headers(request)
     lower = {k.lower(): v for k, v in headers.items()}

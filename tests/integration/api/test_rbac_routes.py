@@ -227,10 +227,11 @@ def test_a_refusal_names_the_permission_and_is_audited(callers: dict[str, httpx.
     assert r.status_code == 403
     assert "'action_execute'" in r.json()["faultstring"]
     assert "action:core:noop" in r.json()["faultstring"]
+    # Webhooks are served on a path of their own, and checked and audited there.
+    r = observer.post("/api/v1/webhooks/rbac_probe", json={})
+    assert r.status_code == 403 and "'webhook_send'" in r.json()["faultstring"]
     me = observer.get("/api/v1/user").json()["username"]
     found = admin.get("/api/v1/audit", params={"actor": me, "kind": "denied"}).json()
-    assert any(
-        rec["action"] == "POST /api/v1/executions"
-        and rec["details"].get("permission") == "action_execute"
-        for rec in found
-    ), found
+    denied = {(rec["action"], rec["details"].get("permission")) for rec in found}
+    assert ("POST /api/v1/executions", "action_execute") in denied, found
+    assert ("POST /api/v1/webhooks/rbac_probe", "webhook_send") in denied, found
