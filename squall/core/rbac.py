@@ -46,9 +46,9 @@ VERBS: dict[str, tuple[str, ...]] = {
     "role": ("list", "view", "assign", "reload"),
 }
 
-PERMISSIONS: frozenset[str] = frozenset(
-    [f"{t}_{v}" for t, verbs in VERBS.items() for v in verbs] + [f"{t}_all" for t in VERBS]
-)
+# Every permission, with its resource type (checked on every API request: a lookup).
+_TYPE_OF: dict[str, str] = {f"{t}_{v}": t for t, verbs in VERBS.items() for v in (*verbs, "all")}
+PERMISSIONS: frozenset[str] = frozenset(_TYPE_OF)
 
 # Per resource type, the verb an execution check falls back to on its action.
 _EXECUTION_VIA_ACTION = {
@@ -60,10 +60,10 @@ _EXECUTION_VIA_ACTION = {
 
 def resource_type_of(permission: str) -> str:
     """``action_execute`` -> ``action``; ``key_value_pair_set`` -> ``key_value_pair``."""
-    for rtype in sorted(VERBS, key=len, reverse=True):
-        if permission.startswith(rtype + "_"):
-            return rtype
-    raise InvalidInput(f"unknown permission {permission!r}")
+    try:
+        return _TYPE_OF[permission]
+    except KeyError:
+        raise InvalidInput(f"unknown permission {permission!r}") from None
 
 
 @dataclass(frozen=True)
