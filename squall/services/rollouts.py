@@ -494,6 +494,7 @@ class RolloutController:
             return
         inventory = self.inventory.get() if self.inventory is not None else None
         r = _Rollout(conn, row, self.keyring, inventory)
+        r.prefetch(events)
         for event in events:
             r.apply(event)
         r.drive()
@@ -601,6 +602,8 @@ class _Rollout:
         self.changes: dict[str, Any] = {}
         self.host_changes: list[dict[str, Any]] = []
         self.hosts_now: dict[str, dict[str, Any]] = {}  # this step's changes to hosts
+        self.stored: dict[str, dict[str, Any] | None] = {}  # host rows as read this step
+        self.children: dict[str, dict[str, Any]] = {}  # ended executions, read together
         self.now = time.time()
 
     # -- state ---------------------------------------------------------------------------
@@ -638,6 +641,17 @@ class _Rollout:
         return (self["rollback"] or {}).get("state") == "running"
 
     # -- events ----------------------------------------------------------------------------
+
+    def prefetch(self, events: list[dict[str, Any]]) -> None:
+        """Read the hosts and executions a step's events name in two queries,
+        not two per event: a batch of hundreds of hosts ends in a few steps."""
+        hosts = [e["host"] for e in events if e.get("host")]
+        if hosts:
+            rows = store.hosts_named(self.conn, self.id, hosts)
+            self.stored.update({h: rows.get(h) for h in hosts})
+        children = [e["child"] for e in events if e.get("child")]
+        if children:
+            self.children.update(exe_store.get_many(self.conn, children))
 
     def apply(self, event: dict[str, Any]) -> None:
         if event.get("start"):
@@ -688,10 +702,12 @@ class _Rollout:
                 self.set(status="running")
 
     def _child(self, event: dict[str, Any]) -> None:
-        try:
-            child = exe_store.get(self.conn, event["child"])
-        except NotFound:
-            return
+        child = self.children.get(event["child"])
+        if child is None:
+            try:
+                child = exe_store.get(self.conn, event["child"])
+            except NotFound:
+                return
         if "analysis" in event:
             self._measured(child, int(event["analysis"]))
         elif "gate" in event:
@@ -787,6 +803,7 @@ class _Rollout:
         if self["ending"]:
             if running == 0:
                 store.skip_pending(self.conn, self.id)
+                self.stored.clear()
                 if self._wants_rollback():
                     self._begin_rollback()
                 else:
@@ -1034,6 +1051,7 @@ class _Rollout:
         automatic = state.get("state") != "requested"
         reason = state.get("reason") or self["error"] or "requested"
         count = store.mark_undo(self.conn, self.id)
+        self.stored.clear()
         undo = store.undo_counts(self.conn, self.id)
         self.set(
             rollback={
@@ -1123,7 +1141,9 @@ class _Rollout:
 
     def _host_row(self, host: str) -> dict[str, Any]:
         """The host as it is now: its row with this step's changes."""
-        return {**(store.host(self.conn, self.id, host) or {}), **self.hosts_now.get(host, {})}
+        if host not in self.stored:
+            self.stored[host] = store.host(self.conn, self.id, host)
+        return {**(self.stored[host] or {}), **self.hosts_now.get(host, {})}
 
     def _pre_host(self, host: str) -> None:
         hook = self.spec.hooks.pre_host

@@ -153,14 +153,50 @@ def running(conn: Connection, rollout_id: str) -> list[dict[str, Any]]:
     return [dict(r._mapping) for r in conn.execute(q).all()]
 
 
+def hosts_named(
+    conn: Connection, rollout_id: str, names: Sequence[str]
+) -> dict[str, dict[str, Any]]:
+    """The named hosts' rows, by name (absent names are left out)."""
+    found: dict[str, dict[str, Any]] = {}
+    unique = list(dict.fromkeys(names))
+    for i in range(0, len(unique), 500):  # SQLite's bound-parameter limit
+        q = sa.select(rollout_hosts).where(
+            rollout_hosts.c.rollout_id == rollout_id,
+            rollout_hosts.c.host.in_(unique[i : i + 500]),
+        )
+        found.update({r.host: dict(r._mapping) for r in conn.execute(q).all()})
+    return found
+
+
 def set_hosts(conn: Connection, rollout_id: str, changes: list[dict[str, Any]]) -> None:
-    """Update host rows: each change has ``host`` and the columns to set."""
+    """Update host rows: each change has ``host`` and the columns to set.
+
+    A host's changes are merged into one row update, and updates that set the
+    same columns go to the database together (one statement, many rows)."""
+    merged: dict[str, dict[str, Any]] = {}
     for change in changes:
-        values = {k: v for k, v in change.items() if k != "host"}
-        conn.execute(
+        merged.setdefault(change["host"], {}).update(change)
+    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for values in merged.values():
+        by_columns.setdefault(tuple(sorted(values)), []).append(values)
+    for columns, rows in by_columns.items():
+        settable = [c for c in columns if c != "host"]
+        if not settable:
+            continue
+        statement = (
             rollout_hosts.update()
-            .where(rollout_hosts.c.rollout_id == rollout_id, rollout_hosts.c.host == change["host"])
-            .values(**values)
+            .where(
+                rollout_hosts.c.rollout_id == sa.bindparam("k_rollout"),
+                rollout_hosts.c.host == sa.bindparam("k_host"),
+            )
+            .values({c: sa.bindparam(f"v_{c}") for c in settable})
+        )
+        conn.execute(
+            statement,
+            [
+                {"k_rollout": rollout_id, "k_host": r["host"], **{f"v_{c}": r[c] for c in settable}}
+                for r in rows
+            ],
         )
 
 
