@@ -26,8 +26,8 @@ def squall(cli_server: CliServer) -> Squall:
     """``squall ARGS...`` in this process (the server is real; starting a
     Python per command would cost more than the whole test)."""
 
-    def run(*args: str) -> Any:
-        result = CliRunner().invoke(cli, list(args), env=cli_server.env())
+    def run(*args: str, input: str | None = None) -> Any:
+        result = CliRunner().invoke(cli, list(args), env=cli_server.env(), input=input)
         result.returncode = result.exit_code
         return result
 
@@ -101,6 +101,19 @@ def test_users_and_api_keys(squall: Squall, cli_server: CliServer) -> None:
         assert short.get("/api/v1/user").status_code == 401
     bad = squall("apikey", "create", "--expires", "soon")
     assert bad.returncode != 0 and "--expires" in bad.stderr
+
+    # A password of one's choosing, from stdin: never printed.
+    other = f"erin-{uuid.uuid4().hex[:6]}"
+    out = ok(squall("user", "add", other, "--password-stdin", input="erin's passphrase\n"))
+    assert "password" not in out
+    signed_in = httpx.post(
+        f"{cli_server.url}/auth/v1/tokens", auth=(other, "erin's passphrase"), json={}
+    )
+    assert signed_in.status_code == 201
+    with as_key(cli_server, "") as nobody:
+        token = {"X-Auth-Token": signed_in.json()["token"]}
+        r = nobody.post("/api/v1/executions", json={"action": "core.noop"}, headers=token)
+        assert r.status_code == 403  # no role: signed in, allowed nothing
 
     audit = httpx.get(
         f"{cli_server.url}/api/v1/audit",
