@@ -227,6 +227,11 @@ def test_a_refusal_names_the_permission_and_is_audited(callers: dict[str, httpx.
     assert r.status_code == 403
     assert "'action_execute'" in r.json()["faultstring"]
     assert "action:core:noop" in r.json()["faultstring"]
+    # Secrets stay masked for all but admins: decrypting is a permission of its own.
+    for who in (OBSERVER, OPERATOR):
+        r = callers[who].get("/api/v1/keys", params={"decrypt": "true"})
+        assert r.status_code == 403 and "'key_value_pair_decrypt'" in r.json()["faultstring"]
+    assert admin.get("/api/v1/keys", params={"decrypt": "true"}).status_code == 200
     # Webhooks are served on a path of their own, and checked and audited there.
     r = observer.post("/api/v1/webhooks/rbac_probe", json={})
     assert r.status_code == 403 and "'webhook_send'" in r.json()["faultstring"]
