@@ -28,6 +28,9 @@ from squall.errors import ConfigError
 from squall.packs.loader import BUILTIN_PACKS_DIR
 
 DEFAULT_PORT = 9101
+# What one process runs: `squall up` is all of them; `squall api`, `squall
+# worker` and `squall sensors` run one each, against a shared PostgreSQL.
+ALL_ROLES = ("api", "worker", "sensors")
 SYSTEM_CONFIG = Path("/etc/squall/squall.yaml")
 
 # Every variable Settings reads: the keys a config file may hold.
@@ -54,6 +57,10 @@ KNOWN_VARIABLES = frozenset(
         "SQUALL_SSH_HOST_KEY_CHECK",
         "SQUALL_SSH_CONCURRENCY",
         "SQUALL_SSH_CONNECT_TIMEOUT",
+        "SQUALL_LOG_FORMAT",
+        "SQUALL_METRICS_TOKEN",
+        "SQUALL_METRICS_PUBLIC",
+        "SQUALL_METRICS_PORT",
         "SQUALL_RBAC_DIR",
         "SQUALL_RBAC_PACK_OWNERS",
         "SQUALL_AUTH_BACKEND",
@@ -160,6 +167,14 @@ class Settings:
     ssh_host_key_check: str = "strict"  # strict | accept-new | off
     ssh_concurrency: int = 100  # hosts in flight per remote execution
     ssh_connect_timeout: float = 10.0
+    roles: tuple[str, ...] = ALL_ROLES
+    log_format: str = "text"  # text | json
+    # /metrics needs credentials like the API, or this token (as a bearer
+    # token or an API key), unless metrics_public opens it to anyone.
+    metrics_token: str | None = None
+    metrics_public: bool = False
+    # `squall worker` and `squall sensors` serve /metrics on this port (0: not at all).
+    metrics_port: int = 0
     # The directory holding StackStorm's rbac/roles and rbac/assignments files.
     rbac_dir: Path | None = None
     # Whose permissions the rules of a pack registered from disk run with
@@ -167,6 +182,11 @@ class Settings:
     pack_owners: tuple[tuple[str, str], ...] = ()
     # Who checks passwords: "local", or "package.module:ClassName" (services/signin.py).
     auth_backend: str = "local"
+
+    @property
+    def is_all_in_one(self) -> bool:
+        """`squall up`: every service in this one process."""
+        return set(self.roles) == set(ALL_ROLES)
 
     @property
     def is_sqlite(self) -> bool:
@@ -229,7 +249,14 @@ class Settings:
             raise ConfigError(
                 f"SQUALL_SSH_HOST_KEY_CHECK must be strict, accept-new or off, not {check!r}"
             )
+        public = (env.get("SQUALL_METRICS_PUBLIC") or "false").lower()
+        if public not in ("true", "false", "1", "0", "yes", "no"):
+            raise ConfigError(f"SQUALL_METRICS_PUBLIC must be true or false, not {public!r}")
         settings = cls(
+            log_format=env.get("SQUALL_LOG_FORMAT") or "text",
+            metrics_token=env.get("SQUALL_METRICS_TOKEN") or None,
+            metrics_public=public in ("true", "1", "yes"),
+            metrics_port=_int(env, "SQUALL_METRICS_PORT", 0),
             data_dir=data_dir,
             database_url=normalize_database_url(url),
             host=env.get("SQUALL_HOST", "127.0.0.1"),

@@ -1,27 +1,45 @@
 """Putting Squall together: the data directory, the database, the services
-and the HTTP server, in one process (``squall up``)."""
+and the HTTP server, in one process (``squall up``) or in the processes of a
+scaled-out deployment on PostgreSQL (``squall api``, ``squall worker``,
+``squall sensors``: ``Settings.roles`` says which services a process runs).
+
+On PostgreSQL, committed effects travel between processes with LISTEN/NOTIFY
+(store/notify.py) and the services that must run once take an advisory lock
+(services/leader.py), in every form: a ``squall up`` on PostgreSQL may be
+joined by more workers."""
 
 from __future__ import annotations
 
 import asyncio
 import fcntl
+import functools
 import json
 import logging
 import os
 import secrets
+import signal
 import socket
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from squall.config import Settings
 from squall.crypto import KeyRing
-from squall.errors import ConfigError
+from squall.errors import ConfigError, Conflict
 from squall.services.audit import AuditSealer
 from squall.services.bus import Bus
 from squall.services.gc import GarbageCollector
 from squall.services.inquiries import InquiryExpirer
 from squall.services.inventory import InventoryService
+from squall.services.leader import (
+    SENSORS,
+    WORKER,
+    LockSession,
+    SensorShare,
+    hold,
+    singleton,
+)
 from squall.services.packs import register_all
 from squall.services.rbac import reload as reload_rbac
 from squall.services.rollouts import RolloutController
@@ -32,6 +50,7 @@ from squall.services.worker import Worker
 from squall.services.workflows import WorkflowEngine
 from squall.store import auth, migrate, queue
 from squall.store.db import Database
+from squall.store.notify import Listener, Publisher
 from squall.store.triggers import ensure_builtin_types
 
 log = logging.getLogger("squall")
@@ -52,6 +71,8 @@ class System:
     ready: bool = False
     rotation_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     inventory: InventoryService | None = None
+    locks: LockSession | None = None  # PostgreSQL: this process's advisory locks
+    listener: Listener | None = None  # PostgreSQL: what other processes committed
 
 
 def _write_private(path: Path, data: dict[str, Any]) -> None:
@@ -118,40 +139,89 @@ def owner_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
+def check_roles(settings: Settings) -> None:
+    if not settings.is_all_in_one and settings.is_sqlite:
+        raise ConfigError(
+            "'squall api', 'squall worker' and 'squall sensors' share one PostgreSQL database: "
+            "set SQUALL_DATABASE_URL=postgresql://USER@HOST/DB (with SQLite, run everything "
+            "in one process with 'squall up')"
+        )
+
+
 async def start_system(settings: Settings, *, register_packs: bool = True) -> System:
-    """Open the store and start every service; the caller serves HTTP."""
-    db = open_database(settings, auto_migrate=True)
+    """Open the store and start the services of ``settings.roles``; the
+    caller serves HTTP (the ``api`` role)."""
+    check_roles(settings)
+    roles = set(settings.roles)
+    # `squall up` migrates by itself; the processes of a scaled-out
+    # deployment leave that to `squall db upgrade` and refuse an older schema.
+    db = open_database(settings, auto_migrate=settings.is_all_in_one)
     keyring = KeyRing(settings.data_dir / "keys" / "datastore.json")
     bus = Bus()
     db.set_effect_handler(bus.handle)
     system = System(settings, db, bus, keyring, owner_id())
     system.inventory = InventoryService(list(settings.inventory_paths))
+    tasks: dict[str, Callable[[], Awaitable[None]]] = {}
     if settings.is_sqlite:
         # We hold the data directory's lock: no other process can own a lease.
         await db.write(queue.expire_leases)
-    await db.write(ensure_builtin_types)
-    if settings.rbac_dir is not None:
-        await reload_rbac(db, settings.rbac_dir, "system")
-    if register_packs:
-        await register_all(db, settings)
-    lease = settings.lease_seconds
+    else:
+        publisher = Publisher()
+        db.publisher = publisher
+        system.listener = Listener(
+            settings.database_url, publisher.origin, bus.handle, bus.wake_all
+        )
+        system.locks = LockSession(settings.database_url)
+        tasks["listener"] = system.listener.run
+    if "api" in roles:
+        await db.write(ensure_builtin_types)
+        if settings.rbac_dir is not None:
+            await reload_rbac(db, settings.rbac_dir, "system")
+        if register_packs:
+            await register_all(db, settings)
+    locks = system.locks
+
+    def once(name: str, run: Callable[[], Awaitable[None]]) -> None:
+        # One process at a time runs it; another takes over when it dies.
+        tasks[name] = run if locks is None else functools.partial(singleton, locks, name, run)
+
+    if "worker" in roles:
+        lease = settings.lease_seconds
+        worker = Worker(db, bus, settings, system.owner, keyring, system.inventory)
+        tasks["worker"] = worker.run
+        if locks is not None:
+            tasks["worker-presence"] = functools.partial(hold, locks, WORKER, system.owner)
+        once("scheduler", Scheduler(db, bus, system.owner, lease).run)
+        once("inquiries", InquiryExpirer(db, bus).run)
+        once("gc", GarbageCollector(db, settings).run)
+        once("rules", RulesEngine(db, bus, keyring).run)
+        once("workflows", WorkflowEngine(db, bus, keyring).run)
+        once("rollouts", RolloutController(db, bus, keyring, system.inventory).run)
+        once("audit", AuditSealer(db).run)
+    if "sensors" in roles:
+        share = None if locks is None else SensorShare(locks)
+        tasks["sensors"] = SensorContainer(system, share).run
+        if locks is not None:
+            tasks["sensors-presence"] = functools.partial(hold, locks, SENSORS, system.owner)
     system.tasks = [
-        asyncio.create_task(Scheduler(db, bus, system.owner, lease).run(), name="scheduler"),
-        asyncio.create_task(
-            Worker(db, bus, settings, system.owner, keyring, system.inventory).run(), name="worker"
-        ),
-        asyncio.create_task(InquiryExpirer(db, bus).run(), name="inquiries"),
-        asyncio.create_task(GarbageCollector(db, settings).run(), name="gc"),
-        asyncio.create_task(RulesEngine(db, bus, keyring).run(), name="rules"),
-        asyncio.create_task(WorkflowEngine(db, bus, keyring).run(), name="workflows"),
-        asyncio.create_task(
-            RolloutController(db, bus, keyring, system.inventory).run(), name="rollouts"
-        ),
-        asyncio.create_task(SensorContainer(system).run(), name="sensors"),
-        asyncio.create_task(AuditSealer(db).run(), name="audit"),
+        asyncio.create_task(supervise(name, run), name=name) for name, run in tasks.items()
     ]
     system.ready = True
     return system
+
+
+async def supervise(name: str, run: Callable[[], Awaitable[None]]) -> None:
+    """Run a service for ever: one that fails (say, the database went away at
+    a bad moment) is logged and started again, not left dead."""
+    while True:
+        try:
+            await run()
+            log.warning("%s stopped by itself; starting it again", name)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s failed; starting it again", name)
+        await asyncio.sleep(1.0)
 
 
 async def stop_system(system: System) -> None:
@@ -159,6 +229,8 @@ async def stop_system(system: System) -> None:
     for t in system.tasks:
         t.cancel()
     await asyncio.gather(*system.tasks, return_exceptions=True)
+    if system.locks is not None:
+        await system.locks.close()
     system.db.set_effect_handler(None)
     system.db.close()
 
@@ -168,10 +240,15 @@ def serve(settings: Settings, *, announce: Any = print) -> None:
     import uvicorn
 
     from squall.api.app import WebhookFastPath, create_app
+    from squall.api.metrics import CountWebhooks
 
+    check_roles(settings)
     lock = lock_data_dir(settings) if settings.is_sqlite else None
-    db = open_database(settings, auto_migrate=True)
-    creds = ensure_admin(db, settings)
+    db = open_database(settings, auto_migrate=settings.is_all_in_one)
+    try:
+        creds = ensure_admin(db, settings)
+    except Conflict:
+        creds = None  # another API process starting at the same time made it
     write_server_file(settings)
     db.close()
     if creds:
@@ -184,7 +261,7 @@ def serve(settings: Settings, *, announce: Any = print) -> None:
         )
     app = create_app(settings)
     config = uvicorn.Config(
-        WebhookFastPath(app, settings.max_request_bytes),
+        CountWebhooks(WebhookFastPath(app, settings.max_request_bytes)),
         host=settings.host,
         port=settings.port,
         log_level="warning",
@@ -194,7 +271,8 @@ def serve(settings: Settings, *, announce: Any = print) -> None:
         proxy_headers=False,  # nothing trusts X-Forwarded-* headers unless told to
         timeout_graceful_shutdown=5,
     )
-    announce(f"Squall is starting on {settings.api_url} (data in {settings.data_dir})")
+    what = "Squall" if settings.is_all_in_one else "The Squall API"
+    announce(f"{what} is starting on {settings.api_url} (data in {settings.data_dir})")
     try:
         uvicorn.Server(config).run()
     finally:
@@ -206,3 +284,32 @@ def _has(module: str) -> bool:
     import importlib.util
 
     return importlib.util.find_spec(module) is not None
+
+
+def _say(message: str) -> None:
+    print(message, flush=True)  # for whoever waits on this process's output
+
+
+def run_services(settings: Settings, *, announce: Any = _say) -> None:
+    """``squall worker`` and ``squall sensors``: run their services (no HTTP
+    API) until SIGTERM or SIGINT."""
+    check_roles(settings)
+    open_database(settings, auto_migrate=False).close()  # refuse an old schema up front
+    if settings.metrics_port:
+        from squall.api.metrics import serve_process_metrics
+
+        serve_process_metrics(settings.host, settings.metrics_port)
+
+    async def main() -> None:
+        system = await start_system(settings)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        announce(f"squall {' '.join(settings.roles)} is running (owner {system.owner})")
+        try:
+            await stop.wait()
+        finally:
+            await stop_system(system)
+
+    asyncio.run(main())

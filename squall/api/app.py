@@ -26,6 +26,7 @@ from squall.api import (
     inquiries,
     inventory,
     keys,
+    metrics,
     packs,
     permissions,
     rbac,
@@ -203,6 +204,7 @@ def create_app(settings: Settings, *, start_services: bool = True) -> FastAPI:
         # Routes are added to the app itself (their paths carry their
         # prefix): one flat list is the cheapest to match on every request.
         app.router.routes.extend(router.routes)
+    metrics.install(app)  # /ready, /metrics, 503 while the database is unreachable
     _serve_simple_routes_plainly(app)
     permissions.guard_routes(app)  # after the above: it wraps the routes as served
     web.mount(app)

@@ -85,9 +85,20 @@ async def authenticate(scope: Scope) -> str:
     return user
 
 
-# Paths anyone may call: the health check, signing in, and the API's schema.
+# Paths anyone may call: the health and readiness checks, signing in, and
+# the API's schema. /metrics checks credentials itself (api/metrics.py): it
+# also takes a metrics token, or may be configured public.
 PUBLIC_PATHS = frozenset(
-    {"/health", "/auth/v1/tokens", "/api/v1", "/api/v1/openapi.json", "/api/v1/docs", "/"}
+    {
+        "/health",
+        "/ready",
+        "/metrics",
+        "/auth/v1/tokens",
+        "/api/v1",
+        "/api/v1/openapi.json",
+        "/api/v1/docs",
+        "/",
+    }
 )
 # The web UI's static files: the page itself signs in and sends credentials
 # with each API call; nothing under it holds data.

@@ -26,6 +26,7 @@ from squall import __version__
 from squall.cli import audit as audit_cli
 from squall.cli import fleet as fleet_cli
 from squall.cli import inquiries as inquiries_cli
+from squall.cli import processes as processes_cli
 from squall.cli import rbac as rbac_cli
 from squall.cli import rollouts as rollouts_cli
 from squall.cli import rules as rules_cli
@@ -164,11 +165,10 @@ def _quiet_alembic(record: logging.LogRecord) -> bool:
     return record.getMessage().startswith(("Running upgrade", "Running downgrade"))
 
 
-def configure_logging() -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    )
+def configure_logging(fmt: str = "text", process: str = "squall") -> None:
+    from squall.logs import handler as log_handler
+
+    handler = log_handler(fmt, process)
     handler.addFilter(_quiet_alembic)
     root = logging.getLogger()
     root.addHandler(handler)
@@ -206,6 +206,11 @@ def configure_logging() -> None:
     type=click.Path(path_type=Path),
     help="An inventory file, directory or script (repeatable), after SQUALL_INVENTORY's.",
 )
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    help="text (default) or json: one JSON object per line ($SQUALL_LOG_FORMAT).",
+)
 def up(
     data_dir: Path | None,
     host: str | None,
@@ -213,9 +218,9 @@ def up(
     packs_dirs: tuple[Path, ...],
     config_file: Path | None,
     inventory_paths: tuple[Path, ...],
+    log_format: str | None,
 ) -> None:
     """Run the Squall server (API, scheduler and workers) until interrupted."""
-    configure_logging()
     from squall.config import Settings
     from squall.server import serve
 
@@ -226,7 +231,9 @@ def up(
         port=port,
         packs_dirs=list(packs_dirs) or None,
         inventory_paths=list(inventory_paths) or None,
+        log_format=log_format,
     )
+    configure_logging(settings.log_format, process="up")
     serve(settings)
 
 
@@ -849,6 +856,8 @@ cli.add_command(workflows_cli.workflow)
 cli.add_command(audit_cli.audit)
 for _group in (users_cli.user, users_cli.apikey, rbac_cli.role, rbac_cli.rbac):
     cli.add_command(_group)
+for _command in processes_cli.COMMANDS:
+    cli.add_command(_command)
 
 
 if __name__ == "__main__":

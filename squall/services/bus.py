@@ -69,6 +69,12 @@ class Bus:
     def wake(self, topic: str) -> None:
         self.waker(topic).set()
 
+    def wake_all(self) -> None:
+        """Every consumer looks for work: after wake-ups may have been missed
+        (the connection that brings other processes' effects came back)."""
+        for event in self._wakers.values():
+            event.set()
+
     def on(self, kind: str, handler: Callable[[Any], None]) -> None:
         self._handlers.setdefault(kind, []).append(handler)
 

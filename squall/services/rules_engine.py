@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
+from squall import metrics
 from squall.core import rules as core_rules
 from squall.core import templating, timers
 from squall.core.rbac import Role, has_permission, resource_from_ref
@@ -149,6 +150,7 @@ class RulesEngine:
         exe_store.create_many(conn, executions)
         rule_store.add_enforcements(conn, enforcements)
         trigger_store.set_statuses(conn, statuses)
+        metrics.RULE_MATCHES.inc(len(enforcements))
         return bool(pending or windows or events)
 
     def quarantine_one(self, conn: Connection) -> None:

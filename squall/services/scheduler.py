@@ -92,7 +92,10 @@ class Scheduler:
                 continue
             if n >= BATCH:
                 continue
-            due = await self.db.read(queue.next_due, SCHEDULE)
+            try:
+                due = await self.db.read(queue.next_due, SCHEDULE)
+            except Exception:
+                due = None  # the database is away: the next round reports it
             await wait_for_wake(wake, 5.0 if due is None else min(5.0, until(due)))
 
 

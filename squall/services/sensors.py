@@ -31,11 +31,17 @@ from squall.store import triggers as trigger_store
 log = logging.getLogger(__name__)
 
 RESYNC_SECONDS = 10.0  # safety net; changes normally arrive as bus effects
+# Shared between processes, a round also takes over the sensors of a process that died.
+SHARED_RESYNC_SECONDS = 2.0
 
 
 class SensorContainer:
-    def __init__(self, system: Any) -> None:
+    def __init__(self, system: Any, share: Any = None) -> None:
         self.system = system
+        # With several `squall sensors` processes: a SensorShare (services/leader.py)
+        # that says which sensors this one runs.
+        self.share = share
+        self.resync = RESYNC_SECONDS if share is None else SHARED_RESYNC_SECONDS
         self.db = system.db
         self.running: dict[str, tuple[SensorProcess, asyncio.Task[None], str]] = {}
         self.changed = asyncio.Event()
@@ -51,7 +57,7 @@ class SensorContainer:
                 except SquallError as exc:
                     log.warning("sensor container: %s", exc.message)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.changed.wait(), RESYNC_SECONDS)
+                    await asyncio.wait_for(self.changed.wait(), self.resync)
         finally:
             await asyncio.gather(
                 *(p.stop() for p, _, _ in self.running.values()), return_exceptions=True
@@ -60,6 +66,10 @@ class SensorContainer:
     async def sync(self) -> None:
         rows = await self.db.read(sensor_store.list_)
         wanted = {r["ref"]: r for r in rows if r["enabled"]}
+        enabled = set(wanted)
+        if self.share is not None:
+            mine = await self.share.choose(sorted(wanted))
+            wanted = {ref: row for ref, row in wanted.items() if ref in mine}
         for ref in list(self.running):
             process, task, version = self.running[ref]
             row = wanted.get(ref)
@@ -67,7 +77,7 @@ class SensorContainer:
                 del self.running[ref]
                 await process.stop()
                 task.cancel()
-                if row is None:
+                if ref not in enabled:  # not merely handed to another process
                     await self.db.write(sensor_store.set_state, ref, sensor_store.STOPPED, {})
         for ref, row in wanted.items():
             triggers = await self.db.read(_triggers_for, row["meta"])

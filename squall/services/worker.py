@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
+from squall import logs, metrics
 from squall.config import Settings
 from squall.core import params as core_params
 from squall.core.executions import Status, is_final
@@ -138,13 +139,26 @@ def start_batch(
             to_run.append((item.id, row))
         elif _reattachable(row["runner_type"]):
             # Its remote commands run on under their job wrapper: collect them.
-            log.warning("re-attaching to the remote commands of execution %s", row["id"])
+            log.warning(
+                "re-attaching to the remote commands of execution %s",
+                row["id"],
+                extra={"execution_id": row["id"]},
+            )
             to_run.append((item.id, row))
         elif row["action"].get("idempotent"):
             # Claimed before by a worker whose lease ran out: it died mid-run.
-            log.warning("re-running idempotent execution %s after its worker died", row["id"])
+            log.warning(
+                "re-running idempotent execution %s after its worker died",
+                row["id"],
+                extra={"execution_id": row["id"]},
+            )
             to_run.append((item.id, row))
         else:
+            log.warning(
+                "execution %s abandoned: its worker died while running it",
+                row["id"],
+                extra={"execution_id": row["id"]},
+            )
             changes.append((row, Status.ABANDONED, {"error": ABANDONED_ERROR}, None))
             done.append(item.id)
     queue.ack_many(conn, done)
@@ -366,6 +380,7 @@ class Worker:
                 log.exception("claiming work failed; retrying")
                 await asyncio.sleep(1.0)
                 continue
+            metrics.observe_pickup([row for _, row, _, _, _ in started], time.time())
             for identity in leftovers:
                 if kill_leftover(identity):
                     log.warning("stopped process group %s left by a worker that died", identity)
@@ -376,7 +391,10 @@ class Worker:
                 job.task = asyncio.create_task(self._execute(job), name=f"execution-{row['id']}")
             if len(started) >= free:
                 continue
-            due = await self.db.read(queue.next_due, RUN)
+            try:
+                due = await self.db.read(queue.next_due, RUN)
+            except Exception:
+                due = None  # the database is away: the claim above reports it
             await wait_for_wake(wake, 5.0 if due is None else min(5.0, until(due)))
 
     def _context(self, job: Job) -> RunContext:
@@ -468,6 +486,7 @@ class Worker:
 
     async def _execute(self, job: Job) -> None:
         eid = job.row["id"]
+        logs.execution_id.set(eid)  # this task's log lines carry the execution's id
         try:
             runner = get_runner(job.row["runner_type"])
             ctx = self._context(job)

@@ -113,6 +113,9 @@ class Database:
         self.is_sqlite = url.startswith("sqlite")
         self._effect_handler: EffectHandler | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        # Sends a transaction's effects to other processes before it commits
+        # (PostgreSQL NOTIFY, see store/notify.py); None in one process.
+        self.publisher: Callable[[Connection, list[Effect]], None] | None = None
         common: dict[str, Any] = {"json_serializer": _dumps, "json_deserializer": orjson.loads}
         if self.is_sqlite:
             self.engine = sa.create_engine(
@@ -135,7 +138,14 @@ class Database:
             _sqlite_setup(self.write_engine, immediate=True)
         else:
             self.engine = sa.create_engine(
-                url, pool_size=readers + 4, max_overflow=8, pool_pre_ping=True, **common
+                url,
+                pool_size=readers + 4,
+                max_overflow=8,
+                pool_pre_ping=True,
+                # While the server is down or failing over, fail a request
+                # fast (503) rather than hang on a connection attempt.
+                connect_args={"connect_timeout": 5},
+                **common,
             )
             self.write_engine = self.engine
         self._readers = ThreadPoolExecutor(readers, thread_name_prefix="db-read")
@@ -198,6 +208,9 @@ class Database:
             try:
                 with conn.begin():
                     result = fn(conn, *args)
+                    effects = conn.info.get("squall_effects")
+                    if effects and self.publisher is not None:
+                        self.publisher(conn, effects)
             except sa.exc.SQLAlchemyError as exc:
                 raise translate(exc) from exc
             self._deliver(_take_effects(conn))

@@ -56,11 +56,15 @@ def save_spec(conn: Connection, kind: str, text: str) -> str:
         sa.select(workflow_specs.c.hash).where(workflow_specs.c.hash == digest)
     ).first()
     if found is None:
-        conn.execute(
-            workflow_specs.insert().values(
-                hash=digest, kind=kind, text=text, created_at=time.time()
-            )
-        )
+        values = {"hash": digest, "kind": kind, "text": text, "created_at": time.time()}
+        if conn.dialect.name == "postgresql":
+            # Writers run side by side there: two workflows of one definition
+            # starting at once both find it missing; the same text is stored once.
+            from sqlalchemy.dialects.postgresql import insert
+
+            conn.execute(insert(workflow_specs).values(**values).on_conflict_do_nothing())
+        else:
+            conn.execute(workflow_specs.insert().values(**values))
     return digest
 
 

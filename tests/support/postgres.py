@@ -64,6 +64,11 @@ class Cluster:
             check=True,
             capture_output=True,
         )
+        self.start_server()
+        return self.new_database("squall")
+
+    def start_server(self) -> None:
+        """Start the server of an initialised cluster (again, after stop_server)."""
         opts = f"-h 127.0.0.1 -p {self.port} -k {self.root} -c fsync=off -c max_connections=200"
         subprocess.run(
             self._cmd(
@@ -80,7 +85,14 @@ class Cluster:
             check=True,
             capture_output=True,
         )
-        return self.new_database("squall")
+
+    def stop_server(self) -> None:
+        """Stop the server, keeping its data (an outage, for the tests that need one)."""
+        subprocess.run(
+            self._cmd(str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", "fast", "stop"),
+            check=True,
+            capture_output=True,
+        )
 
     def new_database(self, name: str) -> str:
         subprocess.run(

@@ -1,0 +1,140 @@
+"""Failures of a scaled-out Squall: workers killed during load, PostgreSQL
+restarted during load, a sensors process killed."""
+
+from __future__ import annotations
+
+import random
+import signal
+import time
+from collections import Counter
+
+import httpx
+import orjson
+import pytest
+
+from tests.integration.scaleout.conftest import Deployment, wait_final
+
+pytestmark = pytest.mark.postgres
+
+
+def test_killing_workers_loses_nothing_and_runs_nothing_twice(deployment: Deployment) -> None:
+    rng = random.Random(8)
+    deployment.marks.unlink(missing_ok=True)
+    with deployment.client() as c:
+        plain, idem, flows = [], [], []
+        for n in range(200):
+            action = "scale.mark" if n % 2 else "scale.mark_idem"
+            eid = c.post("/api/v1/executions", json={"action": action}).json()["id"]
+            (plain if n % 2 else idem).append(eid)
+        for _ in range(4):
+            flows.append(c.post("/api/v1/executions", json={"action": "scale.flow"}).json()["id"])
+        # Kill a random worker every ~2 s (claims last 2 s), starting another
+        # in its place, until the work is done.
+        ids = plain + idem + flows
+        # Kill a random worker every ~1.5 s (claims last 2 s) and start
+        # another in its place; only workers that are up are killed, so one
+        # that is up is always left to resume the work.
+        kills = 0
+        deadline = time.time() + 40
+        while kills < 3 and time.time() < deadline:
+            time.sleep(1.5)
+            up = [n for n in deployment.names("worker") if deployment.is_up(n)]
+            if len(up) < 2:
+                continue
+            deployment.kill(rng.choice(up), signal.SIGKILL)
+            deployment.start("worker")
+            kills += 1
+        done = wait_final(c, ids, timeout=60)
+    runs = Counter(deployment.marks.read_text().split())
+    statuses = Counter(done[i]["status"] for i in plain)
+    # Nothing lost: every execution ended. A non-idempotent action ran at
+    # most once: succeeded ones exactly once; abandoned ones (their worker
+    # died under them) at most once, and they say why.
+    for eid in plain:
+        row = done[eid]
+        assert runs[eid] <= 1, f"{eid} ran {runs[eid]} times"
+        if row["status"] == "succeeded":
+            assert runs[eid] == 1
+        else:
+            assert row["status"] == "abandoned", row
+    # Idempotent ones were run again instead: all succeeded.
+    assert all(done[i]["status"] == "succeeded" for i in idem), Counter(
+        done[i]["status"] for i in idem
+    )
+    assert all(runs[i] >= 1 for i in idem)
+    with deployment.client() as c:
+        flow_rows = [c.get(f"/api/v1/executions/{i}").json() for i in flows]
+    assert all(r["status"] == "succeeded" for r in flow_rows), [
+        (r["status"], r.get("result")) for r in flow_rows
+    ]
+    assert kills >= 2
+    # The workers' JSON logs name the executions they resolved.
+    lines = [
+        orjson.loads(line)
+        for log in deployment.root.glob("worker*.log")
+        for line in log.read_text().splitlines()
+        if line.startswith("{")
+    ]
+    resolved = {e["execution_id"] for e in lines if "execution_id" in e}
+    assert resolved and resolved <= set(ids)
+    assert statuses["succeeded"] > 0
+    deployment.wait_workers(2)
+
+
+def test_postgresql_restart_during_load(deployment: Deployment) -> None:
+    with deployment.client() as c:
+        before = [
+            c.post("/api/v1/executions", json={"action": "scale.nap"}).json()["id"]
+            for _ in range(6)
+        ]
+        deployment.cluster.stop_server()
+        try:
+            # During the outage: a clear 503, quickly, from the API and /ready.
+            started = time.time()
+            answer = c.get("/api/v1/executions", params={"limit": 1})
+            assert answer.status_code == 503, answer.text
+            assert "database" in answer.json()["faultstring"]
+            assert httpx.get(f"{deployment.api_url}/ready").status_code == 503
+            assert time.time() - started < 10
+            time.sleep(1.0)  # the processes meet the outage too
+        finally:
+            deployment.cluster.start_server()
+        deployment.wait_ready()
+        after = [
+            c.post(
+                "/api/v1/executions", json={"action": "core.local", "parameters": {"cmd": "true"}}
+            ).json()["id"]
+            for _ in range(6)
+        ]
+        done = wait_final(c, before + after, timeout=60)
+    # What was running during the outage ends (ran, or abandoned if its
+    # result could not be recorded in time); what came after runs normally.
+    assert all(done[i]["status"] in ("succeeded", "abandoned") for i in before)
+    assert all(done[i]["status"] == "succeeded" for i in after)
+    assert all(p.poll() is None for p in deployment.procs.values()), deployment.logs()
+
+
+def test_a_sensor_moves_when_its_process_dies(deployment: Deployment) -> None:
+    second = deployment.start("sensors")
+
+    def owner(timeout: float, not_pid: int | None = None) -> int:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                pid = int(deployment.sensor_file.read_text())
+            except (OSError, ValueError):
+                pid = None
+            if pid and pid != not_pid:
+                return pid
+            time.sleep(0.2)
+        raise AssertionError(f"no sensors process took the sensor:\n{deployment.logs()}")
+
+    first_pid = owner(30)
+    by_pid = {p.pid: n for n, p in deployment.procs.items()}
+    holder = by_pid[first_pid]
+    assert holder.startswith("sensors")
+    deployment.kill(holder, signal.SIGKILL)
+    new_pid = owner(30, not_pid=first_pid)
+    survivors = {p.pid for n, p in deployment.procs.items() if n.startswith("sensors")}
+    assert new_pid in survivors  # one sensors process is left, as found
+    assert second in deployment.procs or holder == second

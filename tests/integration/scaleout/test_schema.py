@@ -1,0 +1,61 @@
+"""`squall db upgrade`, and processes refusing what they cannot run on:
+SQLite, or a schema older than the code."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from alembic import command
+
+from squall.config import normalize_database_url
+from squall.store import migrate
+from squall.store.db import Database
+from tests.support.server import ROOT
+
+
+def squall(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "squall.cli.main", *args],
+        env={**os.environ, **env},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_the_separate_processes_refuse_sqlite(tmp_path: Path) -> None:
+    env = {"SQUALL_DATA_DIR": str(tmp_path), "SQUALL_DATABASE_URL": ""}
+    result = squall(env, "worker")
+    assert result.returncode == 2
+    assert "PostgreSQL" in result.stderr and "squall up" in result.stderr
+    assert not (tmp_path / "squall.db").exists()
+
+
+@pytest.mark.postgres
+def test_db_upgrade_and_the_refusal_of_an_older_schema(pg_url: str, tmp_path: Path) -> None:
+    url = normalize_database_url(pg_url)
+    database = Database(url, readers=1)
+    cfg = migrate._config()
+    with database.write_engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0007")  # an older Squall's schema
+    database.close()
+    env = {"SQUALL_DATA_DIR": str(tmp_path), "SQUALL_DATABASE_URL": pg_url}
+
+    refused = squall(env, "api")
+    assert refused.returncode == 2
+    assert "schema is at 0007" in refused.stderr
+    assert "squall db upgrade" in refused.stderr
+
+    status = squall(env, "db", "status")
+    assert status.returncode == 1 and "needs 'squall db upgrade'" in status.stdout
+
+    upgraded = squall(env, "db", "upgrade")
+    assert upgraded.returncode == 0, upgraded.stderr
+    head = migrate.head_revision()
+    assert f"upgraded from 0007 to {head}" in upgraded.stdout
