@@ -162,7 +162,11 @@ def start_batch(
             changes.append((row, Status.ABANDONED, {"error": ABANDONED_ERROR}, None))
             done.append(item.id)
     queue.ack_many(conn, done)
-    events.executions_finished(conn, exe_store.set_status_many(conn, changes))
+    finished = exe_store.set_status_many(conn, changes)
+    events.executions_finished(conn, finished)
+    for row in finished:
+        if row["status"] == Status.ABANDONED:
+            _maybe_retry(conn, row)  # an action.retry policy covers a dead worker too
     scheduled = [(i, r) for i, r in to_run if r["status"] == Status.SCHEDULED]
     # Claimed while already running: re-attaching (only those can have hosts stored).
     reattaching = {r["id"] for _, r in to_run if r["status"] == Status.RUNNING}
@@ -251,14 +255,16 @@ def finish_many(conn: Connection, completions: list[Completion]) -> None:
 
 
 def _maybe_retry(conn: Connection, row: dict[str, Any]) -> None:
-    if row["status"] not in (Status.FAILED, Status.TIMEOUT):
+    if row["status"] not in (Status.FAILED, Status.TIMEOUT, Status.ABANDONED):
         return
+    # Abandoned (its worker died mid-run) is a failure to the retry policy.
+    status = Status.FAILED if row["status"] == Status.ABANDONED else row["status"]
     retry = (row["context"].get("policies") or {}).get("retry") or {}
     count = int(retry.get("retry_count", 0))
     for policy in content.policies_for(conn, row["action_ref"]):
         if policy["policy_type"] != "action.retry":
             continue
-        delay = retry_decision(policy, row["status"], count)
+        delay = retry_decision(policy, status, count)
         if delay is None:
             continue
         ctx = {

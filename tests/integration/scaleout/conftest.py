@@ -40,7 +40,7 @@ def make_pack(root: Path, marks: Path, sensor_file: Path) -> Path:
         pack / "pack.yaml",
         "ref: scale\nname: scale\ndescription: scale-out tests\nversion: 1.0.0\nauthor: tests\n",
     )
-    for name, idempotent in (("mark", False), ("mark_idem", True)):
+    for name, idempotent in (("mark", False), ("mark_idem", True), ("mark_retry", False)):
         write(
             pack / "actions" / f"{name}.yaml",
             f"""
@@ -51,9 +51,18 @@ def make_pack(root: Path, marks: Path, sensor_file: Path) -> Path:
               cmd:
                 type: string
                 immutable: true
-                default: 'echo $ST2_ACTION_EXECUTION_ID >> {marks}; sleep 0.2'
+                default: 'echo $ST2_ACTION_EXECUTION_ID >> {marks}; sleep 0.5'
             """,
         )
+    write(
+        pack / "policies" / "retry.yaml",
+        """
+        name: retry
+        resource_ref: scale.mark_retry
+        policy_type: action.retry
+        parameters: {retry_on: failure, max_retry_count: 5, delay: 0}
+        """,
+    )
     write(
         pack / "actions" / "nap.yaml",
         """

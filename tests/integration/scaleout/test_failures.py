@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import signal
+import threading
 import time
 from collections import Counter
 
@@ -20,31 +21,53 @@ pytestmark = pytest.mark.postgres
 def test_killing_workers_loses_nothing_and_runs_nothing_twice(deployment: Deployment) -> None:
     rng = random.Random(8)
     deployment.marks.unlink(missing_ok=True)
-    with deployment.client() as c:
-        plain, idem, flows = [], [], []
-        for n in range(200):
-            action = "scale.mark" if n % 2 else "scale.mark_idem"
-            eid = c.post("/api/v1/executions", json={"action": action}).json()["id"]
-            (plain if n % 2 else idem).append(eid)
-        for _ in range(4):
-            flows.append(c.post("/api/v1/executions", json={"action": "scale.flow"}).json()["id"])
-        # Kill a random worker every ~2 s (claims last 2 s), starting another
-        # in its place, until the work is done.
-        ids = plain + idem + flows
-        # Kill a random worker every ~1.5 s (claims last 2 s) and start
-        # another in its place; only workers that are up are killed, so one
-        # that is up is always left to resume the work.
-        kills = 0
+    # Two spare workers, started now: the chaos kills two of the four.
+    for _ in range(2):
+        deployment.start("worker")
+    killed: list[str] = []
+
+    def chaos() -> None:
+        # Kill a random worker every ~1.5 s (claims last 2 s) while the work
+        # comes in; only workers that are up are killed, so one is always
+        # left to resume the work.
         deadline = time.time() + 40
-        while kills < 3 and time.time() < deadline:
+        while len(killed) < 2 and time.time() < deadline:
             time.sleep(1.5)
             up = [n for n in deployment.names("worker") if deployment.is_up(n)]
-            if len(up) < 2:
-                continue
-            deployment.kill(rng.choice(up), signal.SIGKILL)
-            deployment.start("worker")
-            kills += 1
+            if len(up) >= 2:
+                victim = rng.choice(up)
+                deployment.kill(victim, signal.SIGKILL)
+                killed.append(victim)
+
+    killer = threading.Thread(target=chaos, daemon=True)
+    killer.start()
+    with deployment.client() as c:
+        plain, idem, retried, flows = [], [], [], []
+        kinds = (("scale.mark", plain), ("scale.mark_idem", idem), ("scale.mark_retry", retried))
+        for n in range(240):
+            action, ids_of_kind = kinds[n % 3]
+            ids_of_kind.append(c.post("/api/v1/executions", json={"action": action}).json()["id"])
+        for _ in range(4):
+            flows.append(c.post("/api/v1/executions", json={"action": "scale.flow"}).json()["id"])
+        ids = plain + idem + retried + flows
+        killer.join(60)
+        kills = len(killed)
         done = wait_final(c, ids, timeout=60)
+        # An abandoned execution under a retry policy is retried: each retry
+        # names the one it retries; follow the chains to their ends.
+        retries = {
+            r["context"]["policies"]["retry"]["retried_execution_id"]: r["id"]
+            for r in c.get(
+                "/api/v1/executions", params={"action": "scale.mark_retry", "limit": 1000}
+            ).json()
+            if (r.get("context") or {}).get("policies", {}).get("retry")
+        }
+        ends = []
+        for eid in retried:
+            while eid in retries:
+                eid = retries[eid]
+            ends.append(eid)
+        ended = wait_final(c, ends, timeout=60)
     runs = Counter(deployment.marks.read_text().split())
     statuses = Counter(done[i]["status"] for i in plain)
     # Nothing lost: every execution ended. A non-idempotent action ran at
@@ -62,12 +85,15 @@ def test_killing_workers_loses_nothing_and_runs_nothing_twice(deployment: Deploy
         done[i]["status"] for i in idem
     )
     assert all(runs[i] >= 1 for i in idem)
+    assert all(done[i]["status"] == "succeeded" or i in retries for i in retried)
+    assert all(ended[i]["status"] in ("succeeded", "abandoned") for i in ends)
+    assert all(runs[i] <= 1 for i in list(retries) + list(retries.values()))
     with deployment.client() as c:
         flow_rows = [c.get(f"/api/v1/executions/{i}").json() for i in flows]
     assert all(r["status"] == "succeeded" for r in flow_rows), [
         (r["status"], r.get("result")) for r in flow_rows
     ]
-    assert kills >= 2
+    assert kills == 2
     # The workers' JSON logs name the executions they resolved.
     lines = [
         orjson.loads(line)
