@@ -386,14 +386,19 @@ class _RenderFailed(Exception):
         return f"{self.error.problem} (template: {shown})"
 
 
-def _render_mapping(mapping: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
-    """Render each value on its own, so an error can name its key."""
+def _render_mapping(
+    mapping: Mapping[str, Any], context: Mapping[str, Any], shell: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    """Render each value on its own, so an error can name its key; values
+    inserted into the keys named in ``shell`` (shell commands) are quoted."""
     rendered: dict[str, Any] = {}
     for key, value in mapping.items():
         try:
             # Text, not native values: st2 renders a chain's templates to
             # strings and leaves the typing to the cast per the action schema.
-            rendered[key] = templating.render_value(value, context, name=key, keep_types=False)
+            rendered[key] = templating.render_value(
+                value, context, name=key, keep_types=False, shell=key in shell
+            )
         except templating.TemplateError as exc:
             raise _RenderFailed(str(key), value, exc) from None
     return rendered
@@ -700,7 +705,9 @@ class ActionChainConductor:
 
     def _run(self, node: Node) -> list[ActionRequest]:
         try:
-            params = _render_mapping(node.params, self._context())
+            lookup = self._env.shell_inputs
+            shell = lookup(node.ref) if lookup is not None else frozenset()
+            params = _render_mapping(node.params, self._context(), shell)
         except _RenderFailed as exc:
             self._fail(
                 f"node '{node.name}' was not run: parameter '{exc.key}' could not be "

@@ -41,6 +41,7 @@ from squall.core.params import (
     RenderedParameters,
     cast_value,
 )
+from squall.core.shellquote import Insertion, join_command
 from squall.errors import InvalidInput, ParameterError
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "DATASTORE",
     "Decryptor",
     "KeyLookup",
+    "RawText",
     "SecretValue",
     "TemplateError",
     "TemplateSecurityError",
@@ -59,6 +61,7 @@ __all__ = [
     "is_template",
     "make_environment",
     "render_parameters",
+    "render_shell_template",
     "render_value",
     "template_variables",
 ]
@@ -639,6 +642,17 @@ def _apply_step(nodes: list[Any], step: _JpStep) -> list[Any]:
     return out
 
 
+class RawText(str):
+    """Text the author marked with ``| raw``: inserted into a shell command
+    as is, as shell syntax (every other insertion is quoted)."""
+
+    __slots__ = ()
+
+
+def _raw(value: Any) -> RawText:
+    return RawText(_to_text(value))
+
+
 def _jsonpath_query(value: Any, query: Any) -> list[Any] | None:
     nodes = [_plain(value)]
     for step in _parse_jsonpath(_to_text(query)):
@@ -655,6 +669,7 @@ filters: Mapping[str, Callable[..., Any]] = types.MappingProxyType(
         "from_yaml_string": _from_yaml_string,
         "json_escape": _json_escape,
         "jsonpath_query": _jsonpath_query,
+        "raw": _raw,
         "regex_match": _regex_match,
         "regex_replace": _regex_replace,
         "regex_search": _regex_search,
@@ -710,17 +725,66 @@ def _make_env(undefined: type[jinja2.Undefined]) -> _Sandbox:
 
 _ENVS = {False: _make_env(jinja2.StrictUndefined), True: _make_env(jinja2.Undefined)}
 
+# Context key of the list a shell-command render collects its insertions in
+# (not a valid Jinja name, so a template cannot reach it).
+_SHELL_KEY = "squall:shell"
+_PLACEHOLDER_RE = re.compile("\x00([0-9]+)\x00")
+
+
+@jinja2.pass_context
+def _shell_finalize(context: jinja2.runtime.Context, value: Any) -> Any:
+    """Set each ``{{ ... }}`` output aside, leaving a placeholder; the
+    placeholders are replaced by quoted values once the text is complete."""
+    if isinstance(value, RawText):
+        return value
+    inserted: list[str] | None = context.get(_SHELL_KEY)
+    if inserted is None:
+        return value
+    text = _to_text(value)
+    if "\x00" in text:  # text captured with {% set %}: its own insertions, plain
+        text = _PLACEHOLDER_RE.sub(lambda m: inserted[int(m.group(1))], text)
+    inserted.append(text)
+    return f"\x00{len(inserted) - 1}\x00"
+
+
+def _make_shell_env(undefined: type[jinja2.Undefined]) -> _Sandbox:
+    env = _make_env(undefined)
+    env.finalize = _shell_finalize
+    return env
+
+
+_SHELL_ENVS = {
+    False: _make_shell_env(jinja2.StrictUndefined),
+    True: _make_shell_env(jinja2.Undefined),
+}
+
 
 def make_environment(
     undefined: type[jinja2.Undefined] = jinja2.StrictUndefined,
+    *,
+    shell: bool = False,
 ) -> SandboxedEnvironment:
     """A new sandbox like the one templates render in, with st2's filters.
 
     Each call returns a separate environment, so a caller with its own
     dialect (Orquesta's Jinja expressions) can add globals and filters
-    without changing how st2 templates render.
+    without changing how st2 templates render. Templates of a ``shell``
+    environment are rendered with :func:`render_shell_template`.
     """
-    return _make_env(undefined)
+    return _make_shell_env(undefined) if shell else _make_env(undefined)
+
+
+def render_shell_template(template: jinja2.Template, names: Mapping[str, Any]) -> str:
+    """Render a template of a ``shell`` environment as a shell command:
+    every ``{{ ... }}`` output is quoted for where it lands, unless ``raw``."""
+    inserted: list[str] = []
+    text = template.render({**names, _SHELL_KEY: inserted})
+    parts = _PLACEHOLDER_RE.split(text)
+    # split() alternates literal text and placeholder numbers.
+    pieces = [
+        Insertion(inserted[int(part)]) if index % 2 else part for index, part in enumerate(parts)
+    ]
+    return join_command(pieces)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -731,6 +795,16 @@ def _parse(source: str) -> jinja2.nodes.Template:
 @functools.lru_cache(maxsize=1024)
 def _compile(source: str, allow_undefined: bool) -> jinja2.Template:
     return _ENVS[allow_undefined].from_string(source)
+
+
+@functools.lru_cache(maxsize=256)
+def _compile_shell(source: str, allow_undefined: bool) -> jinja2.Template:
+    return _SHELL_ENVS[allow_undefined].from_string(source)
+
+
+def _render_shell_text(source: str, context: Mapping[str, Any], allow_undefined: bool) -> str:
+    """Render a shell command: every insertion quoted for where it lands."""
+    return render_shell_template(_compile_shell(source, allow_undefined), context)
 
 
 _SINGLE_EXPR_RE = re.compile(r"\{\{[-+]?(.*?)[-+]?\}\}\n?", re.DOTALL)
@@ -817,11 +891,15 @@ def _render_string(
     allow_undefined: bool,
     lenient_syntax: bool,
     show_source: bool,
+    shell: bool = False,
 ) -> Any:
     shown = source if show_source else None
+    result: Any
     try:
         expression = _compile_single_expression(source, allow_undefined) if native else None
-        if expression is not None:
+        if shell:
+            result = _render_shell_text(source, context, allow_undefined)
+        elif expression is not None:
             result = expression(dict(context))
             if isinstance(result, jinja2.Undefined):
                 result = str(result)  # raises for StrictUndefined; "" otherwise
@@ -898,6 +976,7 @@ def render_value(
     name: str | None = None,
     keep_types: bool = True,
     allow_undefined: bool = False,
+    shell: bool = False,
 ) -> Any:
     """Render every template string in ``value`` (dicts and lists recursively).
 
@@ -911,9 +990,16 @@ def render_value(
     passed through ``use_none`` comes out as None.
 
     ``name`` says what is rendered, for error messages. ``allow_undefined``
-    makes undefined names render as "" instead of failing.
+    makes undefined names render as "" instead of failing. With ``shell``,
+    a string ``value`` is a shell command: each insertion is quoted for the
+    shell (see :func:`render_parameters`).
     """
     where = name or "template"
+    if shell and is_template(value):
+        return _render_string(
+            value, context, where, native=False, allow_undefined=allow_undefined,
+            lenient_syntax=False, show_source=True, shell=True,
+        )  # fmt: skip
     return _render_any(
         value,
         context,
@@ -948,6 +1034,7 @@ def _render_parameter(
     meta: Mapping[str, Any],
     context: Mapping[str, Any],
     strict_syntax: bool,
+    shell: bool = False,
 ) -> Any:
     declared = meta.get("type")
     type_name = declared if isinstance(declared, str) else None
@@ -957,7 +1044,9 @@ def _render_parameter(
         "lenient_syntax": not strict_syntax,
         "show_source": not meta.get("secret"),
     }
-    if isinstance(value, str):
+    if isinstance(value, str) and shell:
+        result = _render_string(value, context, where, native=False, shell=True, **options)
+    elif isinstance(value, str):
         result = _render_string(value, context, where, native=type_name in _NATIVE_TYPES, **options)
     else:
         result = _render_any(value, context, where, keep_types=True, nested=False, **options)
@@ -972,6 +1061,8 @@ def render_parameters(
     context: Mapping[str, Any] | None = None,
     *,
     strict_syntax: bool = False,
+    shell_parameters: frozenset[str] = frozenset(),
+    literal: bool = False,
 ) -> RenderedParameters:
     """Render an execution's parameter values the way StackStorm does.
 
@@ -999,6 +1090,12 @@ def render_parameters(
     :class:`TemplateError` when a template fails. Returns the given values
     and every value that came from a default, rendered; its
     ``from_defaults`` names the latter. Pass it to ``validate_parameters``.
+
+    Parameters named in ``shell_parameters`` are shell commands (``cmd`` of
+    the shell runners): each ``{{ ... }}`` inserted into them is quoted for
+    the shell where it lands (see :mod:`squall.core.shellquote`), unless
+    its last filter is ``raw``. With ``literal``, the given values are final
+    data (a workflow rendered them already): only defaults are rendered.
     """
     base = dict(context or {})
     params_schema = {name: meta or {} for name, meta in params_schema.items()}
@@ -1023,6 +1120,9 @@ def render_parameters(
     dependencies: dict[str, set[str]] = {}
     for name, value in raw.items():
         needs: set[str] = set()
+        if literal and name in given:
+            dependencies[name] = needs
+            continue
         for source in _template_strings(value):
             try:
                 ast = _parse(source)
@@ -1057,7 +1157,9 @@ def render_parameters(
         meta = params_schema[name]
         value = raw[name]
         if name in templated:
-            value = _render_parameter(name, value, meta, {**base, **resolved}, strict_syntax)
+            value = _render_parameter(
+                name, value, meta, {**base, **resolved}, strict_syntax, name in shell_parameters
+            )
         else:
             value = cast_value(name, value, meta)
         resolved[name] = value

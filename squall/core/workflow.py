@@ -64,6 +64,9 @@ class Environment:
     item_results: Callable[[int], list[Any]] | None = None
     # The parent's context (user, parent execution...) for st2's ``ctx().st2``.
     parent_context: Mapping[str, Any] = field(default_factory=dict)
+    # Which input names of an action (by ref) are shell commands, whose
+    # expressions are shell-quoted; None when no action has any.
+    shell_inputs: Callable[[str], frozenset[str]] | None = None
 
 
 @dataclass

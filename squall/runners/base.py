@@ -108,6 +108,9 @@ class RunnerType:
     enabled: bool = True
     output_key: str | None = None
     output_schema: dict[str, Any] = field(default_factory=dict)
+    # Parameters that are shell commands: values templates insert into them
+    # are shell-quoted (see squall.core.shellquote).
+    shell_parameters: frozenset[str] = frozenset()
 
 
 class Runner(Protocol):

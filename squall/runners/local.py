@@ -100,6 +100,7 @@ LOCAL_SHELL_CMD_META = RunnerType(
         "cmd": {"description": "Shell command to run with bash.", "type": "string"},
         **_SHARED_PARAMS,
     },
+    shell_parameters=frozenset({"cmd"}),
 )
 
 LOCAL_SHELL_SCRIPT_META = RunnerType(

@@ -23,6 +23,8 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from squall.core.masking import usable_values
+
 __all__ = [
     "DEFAULT_MAX_OUTPUT_BYTES",
     "MASK",
@@ -44,15 +46,9 @@ def truncation_marker(omitted_bytes: int) -> str:
 
 
 def _usable_secrets(secrets: Iterable[Any]) -> list[str]:
-    """Distinct non-empty secret strings, longest first (so the longest wins)."""
-    seen: set[str] = set()
-    for value in secrets:
-        if value is None or isinstance(value, bool):
-            continue
-        text = value if isinstance(value, str) else str(value)
-        if text:
-            seen.add(text)
-    return sorted(seen, key=lambda s: (-len(s), s))
+    """Distinct secret strings, longest first (so the longest wins); values
+    too short to search for without shredding the output are left out."""
+    return usable_values(secrets)
 
 
 def _secret_pattern(secrets: list[str]) -> re.Pattern[str] | None:

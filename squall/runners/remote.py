@@ -151,6 +151,7 @@ REMOTE_SHELL_CMD_META = RunnerType(
         **CONNECTION_PARAMETERS,
         **COMMAND_PARAMETERS,
     },
+    shell_parameters=frozenset({"cmd"}),
 )
 
 REMOTE_SHELL_SCRIPT_META = RunnerType(

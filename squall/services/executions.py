@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 from sqlalchemy.engine import Connection
 
+from squall import masks
 from squall.core import params as core_params
 from squall.core import templating
 from squall.core.executions import WAITING, Status, is_final
@@ -43,7 +44,9 @@ class StoreKeyLookup:
         return row["value"]
 
     def decrypt(self, value: str) -> str:
-        return self.keyring.decrypt(value)
+        plain = self.keyring.decrypt(value)
+        masks.remember(plain)  # wherever the template puts it, it is masked
+        return plain
 
 
 def parameter_schema(action: dict[str, Any]) -> core_params.ParameterSchema:
@@ -90,9 +93,10 @@ def prepare_parameters(
         decrypt=lookup.decrypt,
         extra=extra_context,
     )
-    rendered = templating.render_parameters(schema, cast, render_ctx)
-    if not render:
-        rendered.update({k: v for k, v in cast.items() if k in rendered})
+    shell = get_runner(action["runner_type"]).meta.shell_parameters
+    rendered = templating.render_parameters(
+        schema, cast, render_ctx, shell_parameters=shell, literal=not render
+    )
     action_params, runner_params = core_params.validate_parameters(schema, rendered)
     return {k: v for k, v in {**runner_params, **action_params}.items() if v is not None}
 
@@ -211,7 +215,7 @@ def masked_parameters(parameters: dict[str, Any], action: dict[str, Any]) -> dic
     another parameter (an ``env`` rendered from ``{{ password }}``)."""
     schema = parameter_schema(action)
     masked = core_params.mask_secrets(parameters, schema)
-    return dict(core_params.redact(masked, core_params.secret_values(parameters, schema)))
+    return dict(masks.masker(core_params.secret_values(parameters, schema)).data(masked))
 
 
 def _audit(conn: Connection, row: dict[str, Any], action: dict[str, Any]) -> None:

@@ -29,15 +29,18 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
+from squall import masks
 from squall.core.actionchain import ActionChainConductor
 from squall.core.executions import FINAL, Status, can_transition, is_final
 from squall.core.timestamps import iso
 from squall.core.workflow import ActionRequest, Conductor, Environment
 from squall.crypto import KeyRing
 from squall.errors import InvalidInput, NotFound, SquallError, StoreUnavailable
+from squall.runners.registry import get_runner
 from squall.services import definitions, events
 from squall.services import executions as exe_service
 from squall.services.bus import Bus, step_refs
+from squall.store import content
 from squall.store import executions as exe_store
 from squall.store import workflows as wf_store
 from squall.store.db import Database
@@ -62,7 +65,9 @@ class _Lookup:
         return exe_service.StoreKeyLookup(self.conn, self.user, self.keyring).get(scope, name)
 
     def decrypt(self, value: str) -> str:
-        return self.keyring.decrypt(value)
+        plain = self.keyring.decrypt(value)
+        masks.remember(plain)  # wherever the workflow puts it, it is masked
+        return plain
 
 
 @dataclass
@@ -205,10 +210,20 @@ class WorkflowEngine:
             "action": row["action_ref"],
             "runner": row["runner_type"],
         }
+
+        def shell_inputs(ref: str) -> frozenset[str]:
+            assert lookup.conn is not None
+            try:
+                action = content.get_action(lookup.conn, ref)
+                return get_runner(action["runner_type"]).meta.shell_parameters
+            except NotFound:
+                return frozenset()  # reported when the task's action is requested
+
         return Environment(
             kv=lookup,
             item_results=item_results,
             parent_context={"st2": st2, "parent": row["context"].get("parent") or {}},
+            shell_inputs=shell_inputs,
         )
 
     def _conductor(self, conn: Connection, wf: dict[str, Any], row: dict[str, Any]) -> _Loaded:

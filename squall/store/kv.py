@@ -166,3 +166,16 @@ def reencrypt_all(
             .values(value=encrypt(decrypt(r.value)))
         )
     return len(rows)
+
+
+def secrets_version(conn: Connection) -> tuple[int, float | None]:
+    """Changes whenever a secret is added, changed or removed (for masking)."""
+    row = conn.execute(
+        sa.select(sa.func.count(), sa.func.max(kv.c.updated_at)).where(kv.c.secret.is_(True))
+    ).one()
+    return int(row[0]), row[1]
+
+
+def secret_ciphertexts(conn: Connection) -> list[str]:
+    """Every secret's stored (encrypted) value."""
+    return list(conn.execute(sa.select(kv.c.value).where(kv.c.secret.is_(True))).scalars())

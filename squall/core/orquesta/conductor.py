@@ -589,8 +589,13 @@ class OrquestaConductor:
         context = _copy(self._env.parent_context)
         rolling = dict(context)
         for name, default in self._spec.input:
+            if name in inputs:
+                # A given input is data (it may come from an event): unlike
+                # Orquesta, expressions in it are not evaluated.
+                rolling[name] = _copy(inputs[name])
+                continue
             try:
-                rolling[name] = evaluate(inputs.get(name, default), self._plain_scope(rolling))
+                rolling[name] = evaluate(default, self._plain_scope(rolling))
             except Exception as exc:
                 problems.append(exc)
         context = _merged(context, rolling)
@@ -750,7 +755,7 @@ class OrquestaConductor:
             params: Any = {}
             if task.action is not None:
                 action = evaluate(task.action, scope)
-                params = evaluate(task.input, scope) if task.input is not None else {}
+                params = self._evaluate_input(task.input, scope, action)
                 if not isinstance(action, str) or not action:
                     raise TypeError(f'The action of task "{task_id}" is not a name: {action!r}')
                 if not isinstance(params, Mapping):
@@ -769,6 +774,14 @@ class OrquestaConductor:
             if state["next"] >= count or (limit is not None and state["busy"] >= limit):
                 return None
         return _Plan(key, task_id, route, task.action, {}, delay, items)
+
+    def _evaluate_input(self, spec: Any, scope: Scope, action: Any) -> Any:
+        """A task's input; inputs that are shell commands of its action are quoted."""
+        if spec is None:
+            return {}
+        lookup = self._env.shell_inputs
+        shell = lookup(action) if lookup is not None and isinstance(action, str) else frozenset()
+        return evaluate(spec, scope, shell=shell)
 
     def _render_items(self, task_id: str, scope: Scope, delay: float) -> _Items:
         task = self._spec.task(task_id)
@@ -793,7 +806,7 @@ class OrquestaConductor:
                 kv=scope.kv,
             )
             action = evaluate(task.action, item_scope)
-            params = evaluate(task.input, item_scope) if task.input is not None else {}
+            params = self._evaluate_input(task.input, item_scope, action)
             if not isinstance(action, str) or not action:
                 raise TypeError(f'The action of task "{task_id}" is not a name: {action!r}')
             if not isinstance(params, Mapping):

@@ -63,6 +63,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from jinja2.utils import missing
 
 from squall.core import templating
+from squall.core.shellquote import Insertion, join_command
 from squall.core.workflow import KeyValueLookup
 from squall.errors import InvalidInput
 
@@ -134,6 +135,9 @@ _RAW_RE = re.compile(r"{%-?\s*raw\s*-?%}(.*?){%-?\s*endraw\s*-?%}", re.DOTALL)
 # Raw blocks are set aside while the rest renders; these private-use
 # characters mark where each goes back.
 _RAW_MARK = "\ue000{}\ue001"
+
+# An expression whose last filter is ``raw`` inserts shell syntax as is.
+_RAW_FILTER_RE = re.compile(r"\|\s*raw\s*$")
 
 _CACHE_SIZE = 4096
 _MAX_NESTING = 20  # an expression's value that is an expression, and so on
@@ -355,11 +359,14 @@ class _YaqlVars(collections.abc.Mapping[str, Any]):
 class _Run:
     """One call of :func:`evaluate`: the scope, plus what its expressions share."""
 
-    __slots__ = ("_converted", "_jinja_ctx", "_jinja_names", "scope")
+    __slots__ = ("_converted", "_depth", "_jinja_ctx", "_jinja_names", "scope")
 
     def __init__(self, scope: Scope) -> None:
         self.scope = scope
         self._converted: dict[tuple[str, str], Any] = {}
+        # Above 0 while evaluating expressions found inside a value (a
+        # variable, a result) rather than written in the workflow.
+        self._depth = 0
         self._jinja_names: dict[str, Any] | None = None
         self._jinja_ctx: _CtxDict | None = None
 
@@ -454,6 +461,14 @@ class _Run:
         if isinstance(value, templating.SecretValue):
             if not decrypt:
                 return value.ciphertext  # st2 hands out the encrypted text
+            if self._depth > 0:
+                # Text that came from data (an event, an output) may hold
+                # expressions, evaluated again as Orquesta does; they may not
+                # read secrets, or an event could have one echoed back.
+                raise _FunctionError(
+                    f"st2kv('{key}'): a secret can only be decrypted by an expression "
+                    "written in the workflow, not by one found inside a value."
+                )
             try:
                 return kv.decrypt(value.ciphertext)
             except Exception as exc:
@@ -479,6 +494,13 @@ class _Run:
         return self.converted(("item", str(name)), value)
 
     def yaql_text(self, text: str, depth: int) -> Any:
+        outer, self._depth = self._depth, depth
+        try:
+            return self._yaql_text(text, depth)
+        finally:
+            self._depth = outer
+
+    def _yaql_text(self, text: str, depth: int) -> Any:
         exprs = _scan(text).yaql
         if not exprs:
             return text
@@ -488,7 +510,7 @@ class _Run:
             return self._yaql_value(text, depth, native=True)
         return _YAQL_RE.sub(lambda m: self._yaql_value(m.group(0), depth, native=False), text)
 
-    def _yaql_value(self, expr: str, depth: int, *, native: bool) -> Any:
+    def _yaql_value(self, expr: str, depth: int, *, native: bool, expand: bool = True) -> Any:
         try:
             statement, shortcut = _yaql_parse(_yaql_source(expr))
             result = self._yaql_shortcut(shortcut) if shortcut is not None else _NOT_DONE
@@ -498,7 +520,7 @@ class _Run:
                 result = statement.evaluate(context=context)
         except Exception as exc:
             raise _fail(expr, exc, yaql_keys=True) from exc
-        if isinstance(result, str):
+        if isinstance(result, str) and expand:
             result = self.yaql_text(result, depth + 1)
         return result if native else str(result)
 
@@ -558,6 +580,13 @@ class _Run:
         return self._jinja_names
 
     def jinja_text(self, text: str, depth: int) -> Any:
+        outer, self._depth = self._depth, depth
+        try:
+            return self._jinja_text(text, depth)
+        finally:
+            self._depth = outer
+
+    def _jinja_text(self, text: str, depth: int) -> Any:
         if depth > _MAX_NESTING:
             _too_deep(text)
         body, raw = _set_raw_aside(text)
@@ -581,7 +610,7 @@ class _Run:
             return self._jinja_value(text, depth, native=True)
         return _JINJA_RE.sub(lambda m: self._jinja_value(m.group(0), depth, native=False), text)
 
-    def _jinja_value(self, expr: str, depth: int, *, native: bool) -> Any:
+    def _jinja_value(self, expr: str, depth: int, *, native: bool, expand: bool = True) -> Any:
         try:
             result = _jinja_expression(_jinja_source(expr))(**self.jinja_names())
             if inspect.isgenerator(result):
@@ -593,9 +622,43 @@ class _Run:
         except Exception as exc:
             raise _fail(expr, exc) from exc
         if is_text:
+            if not expand:
+                return str(result)
             result = self.jinja_text(str(result), depth + 1)
             return result if native else str(result)
         return result
+
+    def shell_text(self, text: str) -> str:
+        """A shell command (``cmd`` of a shell runner): each expression's value
+        is quoted for where it lands, unless its last filter is ``raw``, and
+        is data: it is not expanded again if it looks like an expression."""
+        body, raw = _set_raw_aside(text)
+        scan = _scan(body)
+        if not (scan.is_yaql or scan.is_jinja):
+            return text
+        if scan.blocks and not scan.is_yaql:
+            try:
+                names = self.jinja_names()
+                command = templating.render_shell_template(_jinja_shell_template(body), names)
+            except Exception as exc:
+                raise _fail(text, exc) from exc
+        else:
+            pieces: list[str | Insertion] = []
+            position = 0
+            for match in (_YAQL_RE if scan.is_yaql else _JINJA_RE).finditer(body):
+                expr = match.group(0)
+                pieces.append(body[position : match.start()])
+                position = match.end()
+                if scan.is_yaql:
+                    value = self._yaql_value(expr, 0, native=False, expand=False)
+                    pieces.append(Insertion(value))
+                else:
+                    value = self._jinja_value(expr, 0, native=False, expand=False)
+                    is_raw = _RAW_FILTER_RE.search(_jinja_source(expr)) is not None
+                    pieces.append(value if is_raw else Insertion(value))
+            pieces.append(body[position:])
+            command = join_command(pieces)
+        return _put_raw_back(command, raw) if raw else command
 
     # ---- any value
 
@@ -626,13 +689,25 @@ class _Run:
         return value
 
 
-def evaluate(value: Any, scope: Scope) -> Any:
+def evaluate(value: Any, scope: Scope, *, shell: frozenset[str] = frozenset()) -> Any:
     """Render every expression in ``value`` (see the module's description).
+
+    ``shell`` names keys of ``value`` (a task's input) that are shell
+    commands: their expressions are quoted (see :meth:`_Run.shell_text`).
 
     Raises :class:`ExpressionError` naming the expression and the problem:
     a variable that is not defined, a type error, a yaql or Jinja error...
     """
-    return _Run(scope).render(value)
+    run = _Run(scope)
+    if not shell or not isinstance(value, Mapping):
+        return run.render(value)
+    rendered: dict[Any, Any] = run.render({k: v for k, v in value.items() if k not in shell})
+    for key in shell:
+        if isinstance(value.get(key), str):
+            rendered[key] = run.shell_text(value[key])
+        elif key in value:
+            rendered[key] = run.render(value[key])
+    return rendered
 
 
 # --------------------------------------------------------------------------- YAQL engine
@@ -892,6 +967,20 @@ def _jinja_expression(source: str) -> Callable[..., Any]:
 @functools.lru_cache(maxsize=_CACHE_SIZE)
 def _jinja_template(text: str) -> jinja2.Template:
     return _jinja_env().from_string(text)
+
+
+@functools.cache
+def _jinja_shell_env() -> SandboxedEnvironment:
+    env = templating.make_environment(_Undefined, shell=True)
+    env.filters.pop("decrypt_kv", None)
+    env.filters.update(_plain_functions())
+    env.globals.update(_plain_functions())
+    return env
+
+
+@functools.lru_cache(maxsize=256)
+def _jinja_shell_template(text: str) -> jinja2.Template:
+    return _jinja_shell_env().from_string(text)
 
 
 def _jinja_plain(value: Any) -> Any:

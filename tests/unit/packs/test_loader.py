@@ -11,6 +11,7 @@ import jinja2
 import pytest
 import yaml
 
+from squall.core import templating
 from squall.errors import ContentError
 from squall.packs.loader import (
     BUILTIN_PACKS_DIR,
@@ -697,10 +698,9 @@ def test_builtin_core_pack_loads_without_errors() -> None:
 def test_core_echo_command_prints_message_verbatim(message: str) -> None:
     spec = load_yaml(BUILTIN_PACKS_DIR / "core" / "actions" / "echo.yaml")
     template = spec["parameters"]["cmd"]["default"]
-    cmd = jinja2.Environment(undefined=jinja2.StrictUndefined).from_string(template)
-    result = subprocess.run(
-        ["sh", "-c", cmd.render(message=message)], capture_output=True, text=True, check=True
-    )
+    # Rendered as the shell command it is: the message is quoted for the shell.
+    cmd = templating.render_value(template, {"message": message}, shell=True)
+    result = subprocess.run(["sh", "-c", cmd], capture_output=True, text=True, check=True)
     assert result.stdout == message + "\n"
 
 
