@@ -23,6 +23,7 @@ from squall.store.db import Database
 from tests.support.postgres import Cluster, free_port
 from tests.support.server import API_KEY, PASSWORD, ROOT
 
+METRICS_TOKEN = "metrics-token-0123456789"
 FINAL = ("succeeded", "failed", "timeout", "canceled", "abandoned")
 
 
@@ -159,6 +160,7 @@ class Deployment:
             "SQUALL_LEASE_SECONDS": "2",
             "SQUALL_WORKER_CONCURRENCY": "4",
             "SQUALL_LOG_FORMAT": "json",
+            "SQUALL_METRICS_TOKEN": METRICS_TOKEN,
         }
         self.env.pop("SQUALL_CONFIG", None)
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
@@ -237,6 +239,12 @@ class Deployment:
                     return
                 time.sleep(0.2)
         raise AssertionError(f"not {n} live workers:\n{self.logs()}")
+
+    def ensure_workers(self, n: int) -> None:
+        """Start workers until ``n`` run, and wait for them (tests change the count)."""
+        while len(self.names("worker")) < n:
+            self.start("worker")
+        self.wait_workers(n)
 
     def stop(self) -> None:
         # Everything is thrown away: no need for graceful stops.

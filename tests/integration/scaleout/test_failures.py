@@ -21,9 +21,8 @@ pytestmark = pytest.mark.postgres
 def test_killing_workers_loses_nothing_and_runs_nothing_twice(deployment: Deployment) -> None:
     rng = random.Random(8)
     deployment.marks.unlink(missing_ok=True)
-    # Two spare workers, started now: the chaos kills two of the four.
-    for _ in range(2):
-        deployment.start("worker")
+    # Four workers: the chaos kills two of them.
+    deployment.ensure_workers(4)
     killed: list[str] = []
 
     def chaos() -> None:
@@ -138,6 +137,7 @@ def test_postgresql_restart_during_load(deployment: Deployment) -> None:
     assert all(done[i]["status"] in ("succeeded", "abandoned") for i in before)
     assert all(done[i]["status"] == "succeeded" for i in after)
     assert all(p.poll() is None for p in deployment.procs.values()), deployment.logs()
+    deployment.ensure_workers(2)  # their lock sessions came back too
 
 
 def test_a_sensor_moves_when_its_process_dies(deployment: Deployment) -> None:

@@ -11,7 +11,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.integration.scaleout.conftest import Deployment, wait_final
+from tests.integration.scaleout.conftest import METRICS_TOKEN, Deployment, wait_final
 
 pytestmark = pytest.mark.postgres
 
@@ -91,9 +91,15 @@ def test_a_cancel_from_the_api_reaches_the_worker(deployment: Deployment) -> Non
 
 
 def test_ready_and_metrics(deployment: Deployment) -> None:
+    deployment.ensure_workers(2)
     ready = httpx.get(f"{deployment.api_url}/ready")
     assert ready.status_code == 200 and ready.json()["status"] == "ok"
     assert httpx.get(f"{deployment.api_url}/metrics").status_code == 401
+    # Prometheus scrapes with the metrics token instead of an API key.
+    bearer = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+    assert httpx.get(f"{deployment.api_url}/metrics", headers=bearer).status_code == 200
+    wrong = {"Authorization": "Bearer not-the-token"}
+    assert httpx.get(f"{deployment.api_url}/metrics", headers=wrong).status_code == 401
     with deployment.client() as c:
         text = c.get("/metrics").text
     assert "squall_workers_live 2.0" in text
@@ -113,6 +119,7 @@ def test_a_timer_fires_once_with_two_workers(deployment: Deployment) -> None:
         },
         "action": {"ref": "core.noop"},
     }
+    deployment.ensure_workers(2)
     with deployment.client() as c:
         assert c.post("/api/v1/rules", json=rule).status_code == 201
         time.sleep(4.5)  # the timer's own period: nothing to wait on but time
@@ -137,8 +144,8 @@ def test_throughput_rises_from_one_worker_to_two(deployment: Deployment) -> None
         return max(parse_iso(r["end_timestamp"]) for r in done.values()) - first
 
     # Four slots per worker: 16 one-second naps take 4 rounds on one worker,
-    # 2 on two. (The last test here: it leaves one worker.)
-    deployment.wait_workers(2)
+    # 2 on two.
+    deployment.ensure_workers(2)
     two = run_naps(16)
     deployment.kill(deployment.names("worker")[-1], sig=15)
     deployment.wait_workers(1)
