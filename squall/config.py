@@ -20,6 +20,7 @@ joined with ``:`` (``inventory: [a.yaml, b.ini]``)::
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,10 @@ KNOWN_VARIABLES = frozenset(
         "SQUALL_WORKER_CONCURRENCY",
         "SQUALL_OUTPUT_CAP_BYTES",
         "SQUALL_MAX_REQUEST_BYTES",
+        "SQUALL_MASK_PATTERNS",
+        "SQUALL_CORS_ORIGINS",
+        "SQUALL_TLS_CERT",
+        "SQUALL_TLS_KEY",
         "SQUALL_LEASE_SECONDS",
         "SQUALL_GC_INTERVAL_SECONDS",
         "SQUALL_GC_EXECUTIONS_TTL_DAYS",
@@ -66,6 +71,10 @@ KNOWN_VARIABLES = frozenset(
         "SQUALL_AUTH_BACKEND",
     }
 )
+
+
+# Lists whose items may hold ":" (regular expressions, URLs).
+_LIST_SEPARATORS = {"SQUALL_MASK_PATTERNS": "\n", "SQUALL_CORS_ORIGINS": ","}
 
 
 def read_config_file(path: Path) -> dict[str, str]:
@@ -94,7 +103,7 @@ def read_config_file(path: Path) -> dict[str, str]:
             known = ", ".join(sorted(v[7:].lower() for v in KNOWN_VARIABLES))
             raise ConfigError(f"{path}: unknown setting '{key}'; known settings: {known}")
         if isinstance(value, list):
-            value = ":".join(str(v) for v in value)
+            value = _LIST_SEPARATORS.get(name, ":").join(str(v) for v in value)
         out[name] = (
             "" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
         )
@@ -151,6 +160,14 @@ class Settings:
     # Output kept per execution, per stream (stdout, stderr), in bytes.
     output_cap_bytes: int = 1024 * 1024
     max_request_bytes: int = 4 * 1024 * 1024
+    # Regular expressions masked wherever Squall shows or keeps text
+    # (SQUALL_MASK_PATTERNS: one per line).
+    mask_patterns: tuple[str, ...] = ()
+    # Origins whose pages may call the API from a browser (CORS); none by default.
+    cors_origins: tuple[str, ...] = ()
+    # The certificate and private key (PEM files) the API serves HTTPS with.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
     # A worker renews its claim on running work this often; a claim not renewed
     # for lease_seconds is taken to mean the worker died.
     lease_seconds: float = 30.0
@@ -195,7 +212,8 @@ class Settings:
     @property
     def api_url(self) -> str:
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
-        return f"http://{host}:{self.port}"
+        scheme = "https" if self.tls_cert is not None else "http"
+        return f"{scheme}://{host}:{self.port}"
 
     @property
     def user_packs_dir(self) -> Path:
@@ -265,6 +283,12 @@ class Settings:
             worker_concurrency=_int(env, "SQUALL_WORKER_CONCURRENCY", 64),
             output_cap_bytes=_int(env, "SQUALL_OUTPUT_CAP_BYTES", 1024 * 1024),
             max_request_bytes=_int(env, "SQUALL_MAX_REQUEST_BYTES", 4 * 1024 * 1024),
+            mask_patterns=_mask_patterns(env.get("SQUALL_MASK_PATTERNS", "")),
+            cors_origins=tuple(
+                o for o in re.split(r"[\s,]+", env.get("SQUALL_CORS_ORIGINS", "")) if o
+            ),
+            tls_cert=_path(env.get("SQUALL_TLS_CERT")),
+            tls_key=_path(env.get("SQUALL_TLS_KEY")),
             lease_seconds=_float(env, "SQUALL_LEASE_SECONDS", 30.0),
             gc_interval_seconds=_float(env, "SQUALL_GC_INTERVAL_SECONDS", 3600.0),
             gc_executions_ttl_days=_float(env, "SQUALL_GC_EXECUTIONS_TTL_DAYS", 30.0),
@@ -285,6 +309,31 @@ class Settings:
             auth_backend=env.get("SQUALL_AUTH_BACKEND") or "local",
         )
         return settings.with_overrides(**overrides)
+
+
+def _mask_patterns(value: str) -> tuple[str, ...]:
+    from squall.core.masking import compile_patterns
+
+    patterns = tuple(line for line in value.splitlines() if line.strip())
+    compile_patterns(patterns)  # a bad one is refused at start-up
+    return patterns
+
+
+def _path(value: str | None) -> Path | None:
+    return Path(value).expanduser().resolve() if value else None
+
+
+def check_tls(settings: Settings) -> tuple[Path, Path] | None:
+    """The certificate and key to serve HTTPS with, or None for plain HTTP."""
+    cert, key = settings.tls_cert, settings.tls_key
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        raise ConfigError("HTTPS needs both a certificate and its key (tls_cert and tls_key)")
+    for what, path in (("certificate", cert), ("key", key)):
+        if not path.is_file():
+            raise ConfigError(f"the TLS {what} file {path} does not exist")
+    return cert, key
 
 
 def _pack_owners(value: str) -> tuple[tuple[str, str], ...]:

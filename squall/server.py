@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from squall.config import Settings
+from squall import masks
+from squall.config import Settings, check_tls
 from squall.crypto import KeyRing
 from squall.errors import ConfigError, Conflict
 from squall.services.audit import AuditSealer
@@ -162,6 +163,8 @@ async def start_system(settings: Settings, *, register_packs: bool = True) -> Sy
     system = System(settings, db, bus, keyring, owner_id())
     system.inventory = InventoryService(list(settings.inventory_paths))
     tasks: dict[str, Callable[[], Awaitable[None]]] = {}
+    masks.configure(settings.mask_patterns)
+    tasks["masks"] = functools.partial(masks.watch, db, keyring)
     if settings.is_sqlite:
         # We hold the data directory's lock: no other process can own a lease.
         await db.write(queue.expire_leases)
@@ -259,6 +262,7 @@ def serve(settings: Settings, *, announce: Any = print) -> None:
             f"Both are saved (mode 0600) in {settings.data_dir / CREDENTIALS_FILE}; "
             "the squall CLI on this machine uses them."
         )
+    tls = check_tls(settings)
     app = create_app(settings)
     config = uvicorn.Config(
         CountWebhooks(WebhookFastPath(app, settings.max_request_bytes)),
@@ -270,6 +274,8 @@ def serve(settings: Settings, *, announce: Any = print) -> None:
         access_log=False,
         proxy_headers=False,  # nothing trusts X-Forwarded-* headers unless told to
         timeout_graceful_shutdown=5,
+        ssl_certfile=str(tls[0]) if tls else None,
+        ssl_keyfile=str(tls[1]) if tls else None,
     )
     what = "Squall" if settings.is_all_in_one else "The Squall API"
     announce(f"{what} is starting on {settings.api_url} (data in {settings.data_dir})")

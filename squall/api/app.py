@@ -22,6 +22,7 @@ from squall.api import (
     actions,
     audit,
     auth,
+    edges,
     executions,
     inquiries,
     inventory,
@@ -212,6 +213,7 @@ def create_app(settings: Settings, *, start_services: bool = True) -> FastAPI:
     app.add_middleware(audit.AuditCalls)
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
     app.add_middleware(StripTrailingSlash)
+    edges.install(app, settings)  # headers, CORS, the sign-in limit: around everything
     return app
 
 

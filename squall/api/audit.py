@@ -107,7 +107,11 @@ async def verify_audit(request: Request) -> JSON:
     return JSON(await system(request).db.read(store.verify))
 
 
-@router.get("/export")
+@router.get(
+    "/export",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/x-ndjson": {}}, "description": "JSON lines"}},
+)
 async def export_audit(
     request: Request,
     actor: str | None = None,

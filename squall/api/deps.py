@@ -10,6 +10,7 @@ import orjson
 from fastapi import Request, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from squall import masks
 from squall.errors import InvalidInput, SquallError, Unauthorized
 from squall.server import System
 from squall.store import auth
@@ -142,16 +143,28 @@ def forget_credentials() -> None:
 
 class JSON(Response):
     """JSON rendered with orjson, straight from plain data: the routes build
-    StackStorm's shapes themselves, so nothing needs validating on the way out."""
+    StackStorm's shapes themselves, so nothing needs validating on the way out.
+
+    Secrets are masked in every response (configured patterns, datastore
+    secret values; see squall/masks.py), whatever route built it; only
+    :class:`UnmaskedJSON` (a datastore read with ``decrypt``) shows them."""
 
     media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(masks.masker().data(content), option=orjson.OPT_NON_STR_KEYS)
+
+
+class UnmaskedJSON(JSON):
+    """A response whose secrets the caller asked for and may see."""
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
 
 
-def paged(items: list[Any], total: int, limit: int) -> JSON:
-    return JSON(items, headers={"X-Total-Count": str(total), "X-Limit": str(limit)})
+def paged(items: list[Any], total: int, limit: int, *, masked: bool = True) -> JSON:
+    kind = JSON if masked else UnmaskedJSON
+    return kind(items, headers={"X-Total-Count": str(total), "X-Limit": str(limit)})
 
 
 def check_limit(limit: int, *, maximum: int = 1000) -> int:

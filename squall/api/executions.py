@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse
 
+from squall import masks
 from squall.api import inventory as inventory_api
 from squall.api.deps import (
     JSON,
@@ -50,10 +51,13 @@ def execution_view(row: dict[str, Any], children: list[str] | None = None) -> di
     if result is None:
         result = {}
     if core_params.has_secrets(schema):
-        secrets = core_params.secret_values(parameters, schema)
-        parameters = core_params.redact(core_params.mask_secrets(parameters, schema), secrets)
-        result = core_params.redact(result, secrets)
-        context = core_params.redact(context, secrets)
+        # Secret parameters whole, and their values wherever they travelled
+        # (an env var, the output); patterns and datastore secrets are
+        # masked in every response (api/deps.JSON).
+        masker = masks.masker(core_params.secret_values(parameters, schema))
+        parameters = masker.data(core_params.mask_secrets(parameters, schema))
+        result = masker.data(result)
+        context = masker.data(context)
     start, end = row["start_timestamp"], row["end_timestamp"]
     view: dict[str, Any] = {
         "id": row["id"],
@@ -250,7 +254,26 @@ async def get_children(request: Request, execution_id: str) -> JSON:
 async def get_workflow(request: Request, execution_id: str) -> JSON:
     """A workflow's graph (tasks, transitions and their conditions) and the
     state, execution and timings of every task instance."""
-    return JSON(await system(request).db.read(workflows.view, execution_id))
+
+    def read(conn: Any) -> dict[str, Any]:
+        view = workflows.view(conn, execution_id)
+        # Task inputs and variables hold the secret parameters of the
+        # workflow and of its tasks' actions: masked like in those executions.
+        rows = exe_store.get_many(conn, [execution_id, *exe_store.children(conn, execution_id)])
+        return masks.masker(_secret_values(rows.values())).data(view)
+
+    return JSON(await system(request).db.read(read))
+
+
+def _secret_values(rows: Any) -> list[str]:
+    values: list[str] = []
+    for row in rows:
+        try:
+            schema = svc.parameter_schema(row["action"])
+        except SquallError:
+            continue
+        values += core_params.secret_values(row["parameters"], schema)
+    return values
 
 
 @router.get("/{execution_id}/output", response_class=PlainTextResponse)
@@ -276,7 +299,7 @@ async def get_output(
                 for c in chunks
             ]
         )
-    return PlainTextResponse("".join(c["data"] for c in chunks))
+    return PlainTextResponse(masks.masker().text("".join(c["data"] for c in chunks)))
 
 
 @router.delete("/{execution_id}")

@@ -6,8 +6,18 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request, Response
 
+from squall import masks
 from squall.api import permissions
-from squall.api.deps import JSON, body_schema, check_limit, json_body, paged, requester, system
+from squall.api.deps import (
+    JSON,
+    UnmaskedJSON,
+    body_schema,
+    check_limit,
+    json_body,
+    paged,
+    requester,
+    system,
+)
 from squall.core.timestamps import iso
 from squall.errors import InvalidInput
 from squall.store import kv
@@ -60,7 +70,10 @@ async def list_keys(
         )
     )
     return paged(
-        [key_view(r, decrypt=decrypt, decrypter=sys.keyring.decrypt) for r in rows], total, limit
+        [key_view(r, decrypt=decrypt, decrypter=sys.keyring.decrypt) for r in rows],
+        total,
+        limit,
+        masked=not decrypt,
     )
 
 
@@ -78,7 +91,8 @@ async def get_key(
     sys = system(request)
     s = kv.normalize_scope(scope)
     row = await sys.db.read(lambda conn: kv.get(conn, scope=s, user=user or caller, name=name))
-    return JSON(key_view(row, decrypt=decrypt, decrypter=sys.keyring.decrypt))
+    view = key_view(row, decrypt=decrypt, decrypter=sys.keyring.decrypt)
+    return UnmaskedJSON(view) if decrypt else JSON(view)
 
 
 @router.put(
@@ -128,6 +142,8 @@ async def set_key(request: Request, name: str) -> JSON:
             encrypt=sys.keyring.encrypt,
         )
     )
+    if secret:
+        masks.remember(value)  # masked from now on; other processes catch up by themselves
     return JSON(key_view(row, decrypt=False, decrypter=sys.keyring.decrypt))
 
 

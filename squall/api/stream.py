@@ -10,6 +10,7 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
+from squall import masks
 from squall.api.deps import system
 from squall.api.executions import execution_view
 from squall.api.rules import enforcement_view, instance_view
@@ -93,7 +94,7 @@ async def stream(
             yield b"\n"
             if already_final is not None:
                 # It ended before we subscribed: say so now, or a tail would wait forever.
-                data = orjson.dumps(execution_view(already_final)).decode()
+                data = orjson.dumps(masks.masker().data(execution_view(already_final))).decode()
                 yield f"event: st2.execution__update\ndata: {data}\n\n".encode()
                 return
             while True:
@@ -107,7 +108,7 @@ async def stream(
                 name, payload = item
                 if not _wanted(name, payload, want_events, want_ids, want_refs):
                     continue
-                data = orjson.dumps(_payload(name, payload)).decode()
+                data = orjson.dumps(masks.masker().data(_payload(name, payload))).decode()
                 yield f"event: {name}\ndata: {data}\n\n".encode()
                 if _is_end(name, payload, end_event, end_execution_id):
                     return

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -53,3 +54,17 @@ def client_of(ctx: click.Context) -> Client:
         state = State(None)
         ctx.call_on_close(state.close)
     return state.client()
+
+
+def tls_options(command: Any) -> Any:
+    """--tls-cert and --tls-key: serve HTTPS (see docs/security.md)."""
+    for name, what, variable in (
+        ("--tls-key", "its private key", "SQUALL_TLS_KEY"),
+        ("--tls-cert", "the certificate", "SQUALL_TLS_CERT"),
+    ):
+        command = click.option(
+            name,
+            type=click.Path(dir_okay=False, path_type=Path, resolve_path=True),
+            help=f"Serve HTTPS with {what} (a PEM file; ${variable}).",
+        )(command)
+    return command

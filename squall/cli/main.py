@@ -39,6 +39,7 @@ from squall.cli.common import (
     error,
     format_options,
     note,
+    tls_options,
 )
 from squall.cli.follow import Follower, WaitTimeout, awaits_response, is_final, summary
 from squall.cli.output import (
@@ -211,6 +212,7 @@ def configure_logging(fmt: str = "text", process: str = "squall") -> None:
     type=click.Choice(["text", "json"]),
     help="text (default) or json: one JSON object per line ($SQUALL_LOG_FORMAT).",
 )
+@tls_options
 def up(
     data_dir: Path | None,
     host: str | None,
@@ -219,6 +221,8 @@ def up(
     config_file: Path | None,
     inventory_paths: tuple[Path, ...],
     log_format: str | None,
+    tls_cert: Path | None,
+    tls_key: Path | None,
 ) -> None:
     """Run the Squall server (API, scheduler and workers) until interrupted."""
     from squall.config import Settings
@@ -232,6 +236,8 @@ def up(
         packs_dirs=list(packs_dirs) or None,
         inventory_paths=list(inventory_paths) or None,
         log_format=log_format,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
     )
     configure_logging(settings.log_format, process="up")
     serve(settings)

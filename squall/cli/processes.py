@@ -22,6 +22,8 @@ from typing import Any, TypeVar
 
 import click
 
+from squall.cli.common import tls_options
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 LOG_FORMAT = click.Choice(["text", "json"])
@@ -77,6 +79,7 @@ def settings_for(roles: tuple[str, ...], **options: Any) -> Any:
     type=click.Path(file_okay=False, path_type=Path),
     help="A directory of packs to register (repeatable), after the built-in ones.",
 )
+@tls_options
 def api(**options: Any) -> None:
     """Serve the HTTP API, the web UI and the event stream. Run as many as you
     like behind a load balancer; each sees what every worker does."""

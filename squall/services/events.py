@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
+from squall import masks
 from squall.core import params as core_params
 from squall.core import triggers as t
 from squall.core.executions import Status
@@ -22,13 +23,16 @@ from squall.core.timestamps import iso
 from squall.store import triggers as trigger_store
 
 
-def _masked_parameters(row: dict[str, Any]) -> dict[str, Any]:
-    from squall.services.executions import parameter_schema
+def _masked(row: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    """The execution's parameters and result with its secrets masked."""
+    from squall.services.executions import masked_parameters, parameter_schema
 
     try:
-        return core_params.mask_secrets(row["parameters"], parameter_schema(row["action"]))
+        secrets = core_params.secret_values(row["parameters"], parameter_schema(row["action"]))
+        parameters = masked_parameters(row["parameters"], row["action"])
     except Exception:  # an action whose runner is gone: show no parameters rather than fail
-        return {}
+        secrets, parameters = [], {}
+    return parameters, masks.masker(secrets).data(row["result"])
 
 
 def executions_finished(conn: Connection, rows: Iterable[dict[str, Any]]) -> None:
@@ -40,6 +44,7 @@ def executions_finished(conn: Connection, rows: Iterable[dict[str, Any]]) -> Non
     events: list[tuple[str, Any, dict[str, Any] | None]] = []
     if trigger_store.listened(conn, t.ACTION_TRIGGER):
         for row in rows:
+            parameters, result = _masked(row)
             payload = {
                 "execution_id": row["id"],
                 "status": row["status"],
@@ -47,8 +52,8 @@ def executions_finished(conn: Connection, rows: Iterable[dict[str, Any]]) -> Non
                 "action_name": row["action"].get("name"),
                 "action_ref": row["action_ref"],
                 "runner_ref": row["runner_type"],
-                "parameters": _masked_parameters(row),
-                "result": row["result"],
+                "parameters": parameters,
+                "result": result,
             }
             events.append((t.ACTION_TRIGGER, payload, {"execution_id": row["id"]}))
     if trigger_store.listened(conn, t.NOTIFY_TRIGGER):

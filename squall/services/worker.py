@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from squall import logs, metrics
+from squall import logs, masks, metrics
 from squall.config import Settings
 from squall.core import params as core_params
 from squall.core.executions import Status, is_final
@@ -499,11 +499,15 @@ class Worker:
             if getattr(runner, "reattachable", None) is not None:  # the remote runners
                 ctx.inventory = await self._inventory()
             job.ctx = ctx
+            # The runners mask the execution's secret values (even split
+            # across chunks); this adds the patterns and datastore secrets.
+            masker = masks.masker(ctx.secrets)
 
             async def sink(stream: str, text: str) -> None:
-                job.buffer.add(stream, text)
+                job.buffer.add(stream, masker.text(text))
 
             outcome = await runner.run(ctx, sink)
+            outcome = RunResult(outcome.status, masker.data(outcome.result))
         except asyncio.CancelledError:
             if not job.cancel_requested:
                 raise  # the worker is stopping; _stop_jobs records it

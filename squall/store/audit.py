@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from squall import masks
 from squall.core import audit as chain
 from squall.store.tables import audit
 
@@ -44,7 +45,9 @@ def record(
                 "target": target[:255] if target else None,
                 "outcome": outcome,
                 "source": source,
-                "details": details,
+                # Patterns and datastore secrets masked before the record is
+                # chained: what is stored is what is exported.
+                "details": masks.masker().data(details),
             }
         ],
     )

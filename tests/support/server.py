@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -28,12 +29,18 @@ class Server:
         env: dict[str, str] | None = None,
         database_url: str | None = None,
         root: Path | None = None,
+        tls: tuple[Path, Path] | None = None,
     ) -> None:
         # The checkout whose squall/ the server runs (this one by default).
         self.root = root or ROOT
         self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="squall-test-"))
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        # With tls (a certificate and its key), the server speaks HTTPS and
+        # clients trust that certificate.
+        self.verify: ssl.SSLContext | bool = (
+            ssl.create_default_context(cafile=str(tls[0])) if tls else True
+        )
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self.packs_dirs = packs_dirs or []
         self.env = {
             **os.environ,
@@ -46,6 +53,7 @@ class Server:
         }
         if database_url:
             self.env["SQUALL_DATABASE_URL"] = database_url
+        self.tls = tls
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = self.data_dir / "server.log"
 
@@ -53,6 +61,8 @@ class Server:
         args = [sys.executable, "-m", "squall.cli.main", "up", "--port", str(self.port)]
         for d in self.packs_dirs:
             args += ["--packs-dir", str(d)]
+        if self.tls:
+            args += ["--tls-cert", str(self.tls[0]), "--tls-key", str(self.tls[1])]
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(args, env=self.env, stdout=log, stderr=log, cwd=self.root)
@@ -61,7 +71,8 @@ class Server:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"squall up exited early:\n{self.log.read_text()[-3000:]}")
             try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                health = httpx.get(f"{self.url}/health", timeout=1, verify=self.verify)
+                if health.status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass
@@ -81,7 +92,9 @@ class Server:
         self.stop(signal.SIGKILL)
 
     def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, headers={"St2-Api-Key": API_KEY}, timeout=30)
+        return httpx.Client(
+            base_url=self.url, headers={"St2-Api-Key": API_KEY}, timeout=30, verify=self.verify
+        )
 
     def wait_final(self, client: httpx.Client, execution_id: str, timeout: float = 30) -> dict:
         deadline = time.time() + timeout
