@@ -19,6 +19,8 @@ from tests.support.server import Server
 
 # Anything matching this is masked wherever Squall shows or stores text.
 MASK_PATTERN = r"PLANTED-[0-9a-f]{12}"
+# The one origin whose pages may call the API.
+PORTAL = "https://portal.example"
 
 
 def make_security_pack(packs: Path) -> None:
@@ -178,7 +180,7 @@ def security_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server
     srv = Server(
         tmp_path_factory.mktemp("data"),
         packs_dirs=[packs],
-        env={"SQUALL_MASK_PATTERNS": MASK_PATTERN},
+        env={"SQUALL_MASK_PATTERNS": MASK_PATTERN, "SQUALL_CORS_ORIGINS": PORTAL},
         tls=self_signed(tmp_path_factory.mktemp("tls")),
     ).start()
     yield srv

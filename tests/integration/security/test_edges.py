@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import httpx
 
+from tests.integration.security.conftest import PORTAL
 from tests.support.server import Server
 
 
@@ -35,6 +36,22 @@ def test_responses_carry_security_headers_and_no_cors(client: httpx.Client) -> N
         headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
     )
     assert "access-control-allow-origin" not in preflight.headers
+
+
+def test_a_configured_origin_may_call_the_api_without_cookies(client: httpx.Client) -> None:
+    preflight = client.options(
+        "/api/v1/executions",
+        headers={
+            "Origin": PORTAL,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "x-auth-token",
+        },
+    )
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] == PORTAL
+    assert "access-control-allow-credentials" not in preflight.headers
+    r = client.get("/api/v1/executions", headers={"Origin": PORTAL})
+    assert r.headers["access-control-allow-origin"] == PORTAL
 
 
 def test_every_route_refuses_a_body_over_the_limit(client: httpx.Client) -> None:
