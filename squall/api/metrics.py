@@ -2,8 +2,9 @@
 and 503 (not 500) while the database cannot be reached.
 
 ``/health`` (in app.py) says the process is alive. ``/ready`` also says it
-can serve: the database answers and its schema is the one this code needs;
-a load balancer sends traffic only to ready processes.
+can serve: the database answers, its schema is the one this code needs, and
+(on PostgreSQL) it hears what other processes commit; a load balancer sends
+traffic only to ready processes.
 
 ``/metrics`` is the Prometheus text format: this process's instruments
 (squall/metrics.py) and, read from the database at each scrape, figures about
@@ -55,6 +56,11 @@ async def ready(request: Request) -> JSONResponse:
         current = await sys_.db.read(_schema)
     except SquallError as exc:
         return JSONResponse({"status": "unavailable", "reason": exc.message}, status_code=503)
+    listener = sys_.listener
+    if listener is not None and not listener.connected.is_set():
+        # Its event stream would miss what other processes do.
+        reason = "not yet listening for what other processes commit (reconnecting)"
+        return JSONResponse({"status": "unavailable", "reason": reason}, status_code=503)
     head = migrate.head_revision()
     if current != head:
         reason = f"the database schema is at {current or 'nothing'}, this Squall needs {head}: "

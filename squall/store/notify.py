@@ -71,8 +71,8 @@ class Publisher:
         return [f"{message}:{i}:{n}|{p.decode()}" for i, p in enumerate(pieces)]
 
     def __call__(self, conn: Connection, effects: Effects) -> None:
-        payloads = self.encode(effects)
-        conn.execute(_NOTIFY, [{"channel": CHANNEL, "payload": p} for p in payloads])
+        params = [{"channel": CHANNEL, "payload": p} for p in self.encode(effects)]
+        conn.execute(_NOTIFY, params[0] if len(params) == 1 else params)
 
 
 class Decoder:

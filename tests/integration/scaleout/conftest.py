@@ -10,11 +10,13 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 
 from squall.config import normalize_database_url
@@ -254,6 +256,61 @@ class Deployment:
         for proc in self.procs.values():
             proc.wait()
         self.cluster.stop()
+
+
+class StreamReader:
+    """The API's event stream (/stream/v1/stream), read in a thread:
+    ``events`` holds ``(name, payload)`` as they come."""
+
+    def __init__(self, dep: Deployment) -> None:
+        self.dep = dep
+        self.events: list[tuple[str, dict]] = []
+        self._ready, self._stop = threading.Event(), threading.Event()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+
+    def _read(self) -> None:
+        try:
+            with (
+                self.dep.client() as c,
+                c.stream("GET", "/stream/v1/stream", timeout=30) as resp,
+            ):
+                self._ready.set()
+                name = None
+                for line in resp.iter_lines():
+                    if self._stop.is_set():
+                        return
+                    if line.startswith("event: "):
+                        name = line[7:]
+                    elif line.startswith("data: ") and name:
+                        self.events.append((name, orjson.loads(line[6:])))
+        except httpx.HTTPError:
+            return
+
+    def finished(self) -> set[str]:
+        """Ids of the executions the stream showed succeeding."""
+        return {
+            p["id"]
+            for n, p in self.events
+            if n == "st2.execution__update" and p.get("status") == "succeeded"
+        }
+
+    def wait_for(self, ids: list[str], timeout: float = 10) -> None:
+        deadline = time.time() + timeout
+        while not set(ids) <= self.finished() and time.time() < deadline:
+            time.sleep(0.1)
+
+    def __enter__(self) -> StreamReader:
+        self._thread.start()
+        assert self._ready.wait(10)
+        time.sleep(0.2)  # the subscription is made as the response starts
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        # One more event, so the reader sees it should stop and closes the stream.
+        with self.dep.client() as c:
+            c.post("/api/v1/executions", json={"action": "core.noop"})
+        self._thread.join(10)
 
 
 def wait_final(client: httpx.Client, ids: list[str], timeout: float = 60) -> dict[str, dict]:

@@ -3,47 +3,24 @@ processes: an API process and two workers on one PostgreSQL."""
 
 from __future__ import annotations
 
-import threading
 import time
 from datetime import datetime
 
 import httpx
-import orjson
 import pytest
 
-from tests.integration.scaleout.conftest import METRICS_TOKEN, Deployment, wait_final
+from tests.integration.scaleout.conftest import (
+    METRICS_TOKEN,
+    Deployment,
+    StreamReader,
+    wait_final,
+)
 
 pytestmark = pytest.mark.postgres
 
 
-def _read_stream(
-    dep: Deployment, events: list[tuple[str, dict]], ready: threading.Event, stop: threading.Event
-) -> None:
-    try:
-        with dep.client() as c, c.stream("GET", "/stream/v1/stream", timeout=30) as resp:
-            ready.set()
-            name = None
-            for line in resp.iter_lines():
-                if stop.is_set():
-                    return
-                if line.startswith("event: "):
-                    name = line[7:]
-                elif line.startswith("data: ") and name:
-                    events.append((name, orjson.loads(line[6:])))
-    except httpx.HTTPError:
-        return
-
-
 def test_executions_run_on_workers_and_the_api_streams_them(deployment: Deployment) -> None:
-    events: list[tuple[str, dict]] = []
-    ready, stop = threading.Event(), threading.Event()
-    reader = threading.Thread(
-        target=_read_stream, args=(deployment, events, ready, stop), daemon=True
-    )
-    reader.start()
-    assert ready.wait(10)
-    time.sleep(0.2)  # the stream's subscription is made when the response starts
-    with deployment.client() as c:
+    with StreamReader(deployment) as stream, deployment.client() as c:
         ids = [
             c.post(
                 "/api/v1/executions",
@@ -53,25 +30,14 @@ def test_executions_run_on_workers_and_the_api_streams_them(deployment: Deployme
         ]
         done = wait_final(c, ids, timeout=30)
         assert {r["status"] for r in done.values()} == {"succeeded"}
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            finals = {
-                p["id"]
-                for n, p in events
-                if n == "st2.execution__update" and p.get("status") == "succeeded"
-            }
-            outputs = {p["execution_id"] for n, p in events if n == "st2.execution.output__create"}
-            if set(ids) <= finals and set(ids) <= outputs:
-                break
-            time.sleep(0.1)
-        assert set(ids) <= finals, "the API's stream shows what the workers did"
+        stream.wait_for(ids)
+        outputs = {
+            p["execution_id"] for n, p in stream.events if n == "st2.execution.output__create"
+        }
+        assert set(ids) <= stream.finished(), "the API's stream shows what the workers did"
         assert set(ids) <= outputs, "and the output they streamed"
-        out = [p["data"] for n, p in events if n == "st2.execution.output__create"]
+        out = [p["data"] for n, p in stream.events if n == "st2.execution.output__create"]
         assert any("line-3" in d for d in out)
-        stop.set()
-        # One more event so the reader sees it should stop (and closes the stream).
-        c.post("/api/v1/executions", json={"action": "core.noop"})
-        reader.join(10)
 
 
 def test_a_cancel_from_the_api_reaches_the_worker(deployment: Deployment) -> None:
