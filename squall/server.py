@@ -149,6 +149,21 @@ def check_roles(settings: Settings) -> None:
         )
 
 
+def key_ring_path(settings: Settings) -> Path:
+    return settings.data_dir / "keys" / "datastore.json"
+
+
+def check_key_ring(settings: Settings) -> None:
+    """Every process of a scaled-out deployment must share one datastore key
+    ring: one that made its own would write secrets nobody else can read."""
+    path = key_ring_path(settings)
+    if not settings.is_all_in_one and not path.exists():
+        raise ConfigError(
+            f"the datastore key ring {path} is missing: copy keys/datastore.json from the "
+            "data directory where 'squall db upgrade' ran (every Squall process must share it)"
+        )
+
+
 async def start_system(settings: Settings, *, register_packs: bool = True) -> System:
     """Open the store and start the services of ``settings.roles``; the
     caller serves HTTP (the ``api`` role)."""
@@ -157,7 +172,8 @@ async def start_system(settings: Settings, *, register_packs: bool = True) -> Sy
     # `squall up` migrates by itself; the processes of a scaled-out
     # deployment leave that to `squall db upgrade` and refuse an older schema.
     db = open_database(settings, auto_migrate=settings.is_all_in_one)
-    keyring = KeyRing(settings.data_dir / "keys" / "datastore.json")
+    check_key_ring(settings)
+    keyring = KeyRing(key_ring_path(settings))
     bus = Bus()
     db.set_effect_handler(bus.handle)
     system = System(settings, db, bus, keyring, owner_id())
@@ -248,6 +264,7 @@ def serve(settings: Settings, *, announce: Any = print) -> None:
     check_roles(settings)
     lock = lock_data_dir(settings) if settings.is_sqlite else None
     db = open_database(settings, auto_migrate=settings.is_all_in_one)
+    check_key_ring(settings)
     try:
         creds = ensure_admin(db, settings)
     except Conflict:
@@ -301,6 +318,7 @@ def run_services(settings: Settings, *, announce: Any = _say) -> None:
     API) until SIGTERM or SIGINT."""
     check_roles(settings)
     open_database(settings, auto_migrate=False).close()  # refuse an old schema up front
+    check_key_ring(settings)
     if settings.metrics_port:
         from squall.api.metrics import serve_process_metrics
 

@@ -159,14 +159,25 @@ def db() -> None:
 )
 def db_upgrade(database_url: str | None, config_file: Path | None) -> None:
     """Apply the migrations this Squall brings. Run it once per upgrade,
-    before starting the new version's processes."""
+    before starting the new version's processes. The first time, it also
+    makes the datastore key ring every process must share."""
     from squall.cli.main import configure_logging
     from squall.config import Settings
+    from squall.crypto import KeyRing
+    from squall.server import key_ring_path
     from squall.store import migrate
     from squall.store.db import Database
 
     configure_logging()
     settings = Settings.from_env(config=config_file, database_url=database_url)
+    ring = key_ring_path(settings)
+    if not ring.exists():
+        # The deployment's datastore key ring is made here, once, to be copied.
+        KeyRing(ring)
+        click.echo(
+            f"created the datastore key ring {ring}: copy it (mode 0600) into the data "
+            "directory of every machine that runs Squall"
+        )
     database = Database(settings.database_url, readers=1)
     try:
         before = migrate.current_revision(database.write_engine)

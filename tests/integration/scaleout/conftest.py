@@ -20,6 +20,7 @@ import orjson
 import pytest
 
 from squall.config import normalize_database_url
+from squall.crypto import KeyRing
 from squall.store import migrate
 from squall.store.db import Database
 from tests.support.postgres import Cluster, free_port
@@ -340,10 +341,12 @@ def deployment() -> Iterator[Deployment]:
             raise
         pytest.skip(f"PostgreSQL not available here: {exc}")
     try:
-        # The schema first, in this process (test_schema.py runs `squall db upgrade`).
+        # The schema and the shared key ring first, in this process, as
+        # `squall db upgrade` does (test_schema.py runs that).
         database = Database(normalize_database_url(dep.url), readers=1)
         migrate.upgrade(database.write_engine)
         database.close()
+        KeyRing(dep.root / "data" / "keys" / "datastore.json")
         # All at once: the sensors process and the workers find the pack's
         # content once the API has registered it (the next sensors round).
         for role in ("api", "worker", "worker", "sensors"):

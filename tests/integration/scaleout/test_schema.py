@@ -59,3 +59,11 @@ def test_db_upgrade_and_the_refusal_of_an_older_schema(pg_url: str, tmp_path: Pa
     assert upgraded.returncode == 0, upgraded.stderr
     head = migrate.head_revision()
     assert f"upgraded from 0007 to {head}" in upgraded.stdout
+    # It made the key ring every process must share: a process without it refuses.
+    assert "created the datastore key ring" in upgraded.stdout
+    ring = tmp_path / "keys" / "datastore.json"
+    assert ring.exists()
+    ring.rename(tmp_path / "elsewhere.json")
+    refused = squall(env, "worker")
+    assert refused.returncode == 2
+    assert "datastore key ring" in refused.stderr and "copy" in refused.stderr
