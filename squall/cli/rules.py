@@ -21,6 +21,7 @@ from squall.core import templating
 from squall.core.criteria import Verdict
 from squall.errors import InvalidInput, NotFound, SquallError
 from squall.packs.loader import load_yaml
+from squall.runners.registry import get_runner
 
 EXIT_NO_MATCH = 1
 EXIT_BAD_INPUT = 2
@@ -186,6 +187,16 @@ class _ApiKeys:
         return found.get("value")
 
 
+def _shell_parameters(ctx: click.Context, action_ref: str) -> frozenset[str]:
+    """The action's parameters that are shell commands (their insertions are
+    quoted), asked of the server; a shell runner's ``cmd`` when none answers."""
+    try:
+        runner = client_of(ctx).get_action(action_ref).get("runner_type")
+        return get_runner(str(runner)).meta.shell_parameters
+    except SquallError:
+        return frozenset({"cmd"})
+
+
 def _load_test_inputs(
     ctx: click.Context,
     rule_file: Path | None,
@@ -280,9 +291,13 @@ def rule_test(
         ctx.exit(EXIT_NO_MATCH)
     click.echo(f"rule {compiled.ref} matches: it would run {compiled.action_ref} with:")
     try:
-        params = templating.render_value(
-            dict(compiled.action_parameters), context, name="action parameters"
-        )
+        shell = _shell_parameters(ctx, compiled.action_ref)
+        params = {
+            name: templating.render_value(
+                value, context, name=f"action parameters.{name}", shell=name in shell
+            )
+            for name, value in compiled.action_parameters.items()
+        }
     except SquallError as exc:
         click.echo(f"  (but its parameters do not render: {exc.message})")
         ctx.exit(EXIT_NO_MATCH)
