@@ -189,6 +189,13 @@ def test_datastore_secrets_are_encrypted_at_rest(db: Database, tmp_path: Path) -
     ring.retire_others()
     new = db.read_sync(lambda c: kv.get(c, scope="system", user=None, name="pw"))
     assert new["value"] != old_value and ring.decrypt(new["value"]) == "hunter2"
+    # What masking reads: every secret's ciphertext, and a cheap version of them.
+    assert db.read_sync(kv.secret_ciphertexts) == [new["value"]]
+    before = db.read_sync(kv.secrets_version)
+    assert before[0] == 1
+    db.write_sync(lambda c: kv.delete(c, scope="system", user=None, name="pw"))
+    assert db.read_sync(kv.secrets_version) != before
+    assert db.read_sync(kv.secret_ciphertexts) == []
 
 
 def test_datastore_ttl_and_scopes(db: Database, tmp_path: Path) -> None:
