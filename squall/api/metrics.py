@@ -136,7 +136,7 @@ async def metrics(request: Request) -> Response:
     except StoreUnavailable:
         raise StoreUnavailable(UNAVAILABLE) from None
     snapshot = CollectorRegistry(auto_describe=False)
-    snapshot.register(_Snapshot(figures))  # type: ignore[arg-type]
+    snapshot.register(_Snapshot(figures))
     body = generate_latest(REGISTRY) + generate_latest(snapshot)
     body += (
         b"# HELP squall_metrics_scrape_seconds Time taken to read the figures for this scrape.\n"

@@ -150,7 +150,7 @@ async def singleton(session: LockSession, name: str, run: Callable[[], Awaitable
         announced = False
         generation = session.generation
         log.info("%s: this process leads", name)
-        task = asyncio.create_task(run(), name=name)
+        task: asyncio.Future[None] = asyncio.ensure_future(run())
         try:
             while not task.done():
                 await asyncio.wait({task}, timeout=POLL_SECONDS)
