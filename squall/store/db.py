@@ -23,6 +23,7 @@ import concurrent.futures
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
@@ -149,16 +150,16 @@ class Database:
             )
             self.write_engine = self.engine
         self._readers = ThreadPoolExecutor(readers, thread_name_prefix="db-read")
-        self._writers: ThreadPoolExecutor | None = None
+        # One writer thread per process, on both databases: the transactions
+        # waiting when it is free commit together (group commit). SQLite has
+        # one writer anyway; on PostgreSQL a commit per API call or engine
+        # step costs a WAL flush and several round trips each, and this
+        # process's Python, not the server, is what runs out first.
         self._write_queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._writer_thread: threading.Thread | None = None
-        if self.is_sqlite:
-            self._writer_thread = threading.Thread(
-                target=self._writer_loop, name="db-write", daemon=True
-            )
-            self._writer_thread.start()
-        else:
-            self._writers = ThreadPoolExecutor(readers + 2, thread_name_prefix="db-write")
+        self._writer_thread = threading.Thread(
+            target=self._writer_loop, name="db-write", daemon=True
+        )
+        self._writer_thread.start()
 
     @property
     def dialect(self) -> str:
@@ -177,8 +178,6 @@ class Database:
 
     async def write(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
-        if self._writers is not None:
-            return await loop.run_in_executor(self._writers, self._write_one, fn, args)
         fut: asyncio.Future[T] = loop.create_future()
         self._write_queue.put((fn, args, loop, fut))
         return await fut
@@ -188,11 +187,9 @@ class Database:
 
     def write_sync(self, fn: Callable[..., T], *args: Any) -> T:
         """For start-up, tools and tests: blocks the calling thread."""
-        if self._writer_thread is not None:
-            done: concurrent.futures.Future[T] = concurrent.futures.Future()
-            self._write_queue.put((fn, args, None, done))
-            return done.result()
-        return self._write_one(fn, args)
+        done: concurrent.futures.Future[T] = concurrent.futures.Future()
+        self._write_queue.put((fn, args, None, done))
+        return done.result()
 
     def _read_sync(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
         try:
@@ -202,20 +199,6 @@ class Database:
         except sa.exc.SQLAlchemyError as exc:
             raise translate(exc) from exc
 
-    def _write_one(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
-        with self.write_engine.connect() as conn:
-            _new_transaction(conn)
-            try:
-                with conn.begin():
-                    result = fn(conn, *args)
-                    effects = conn.info.get("squall_effects")
-                    if effects and self.publisher is not None:
-                        self.publisher(conn, effects)
-            except sa.exc.SQLAlchemyError as exc:
-                raise translate(exc) from exc
-            self._deliver(_take_effects(conn))
-            return result
-
     def _deliver(self, effects: list[Effect]) -> None:
         if not effects or self._effect_handler is None:
             return
@@ -223,10 +206,26 @@ class Database:
             return
         self._loop.call_soon_threadsafe(self._effect_handler, effects)
 
-    # -- the SQLite writer thread ----------------------------------------------
+    # -- the writer thread ------------------------------------------------------
+
+    def _writer_connection(self, conn: Connection | None, idle: float) -> Connection:
+        """The writer's connection, checked after a quiet spell: a database
+        server restarted meanwhile costs a reconnect, not a failed batch."""
+        if conn is not None and not (conn.closed or conn.invalidated):
+            if self.is_sqlite or idle < 1.0:
+                return conn
+            try:
+                conn.exec_driver_sql("SELECT 1")
+                conn.rollback()
+                return conn
+            except sa.exc.SQLAlchemyError:
+                conn.invalidate()
+                conn.close()
+        return self.write_engine.connect()
 
     def _writer_loop(self) -> None:
         conn: Connection | None = None
+        last = time.monotonic()
         while True:
             job = self._write_queue.get()
             if job is None:
@@ -242,9 +241,9 @@ class Database:
                     break
                 batch.append(more)
             try:
-                if conn is None or conn.closed or conn.invalidated:
-                    conn = self.write_engine.connect()
+                conn = self._writer_connection(conn, time.monotonic() - last)
                 self._run_group(conn, batch)
+                last = time.monotonic()
             except Exception as exc:  # the connection itself failed: fail the batch
                 log.exception("database writer failed")
                 err = translate(exc) if isinstance(exc, sa.exc.SQLAlchemyError) else exc
@@ -267,6 +266,10 @@ class Database:
         try:
             for fn, args, _loop, _fut in batch:
                 results.append(fn(conn, *args))
+            effects = conn.info.get("squall_effects")
+            if effects and self.publisher is not None:
+                # Sent inside the transaction: delivered only if it commits.
+                self.publisher(conn, effects)
             tx.commit()
         except Exception as exc:
             tx.rollback()
@@ -280,11 +283,8 @@ class Database:
         return [(job, result, None) for job, result in zip(batch, results, strict=True)]
 
     def close(self) -> None:
-        if self._writer_thread is not None:
-            self._write_queue.put(None)
-            self._writer_thread.join(timeout=10)
-        if self._writers is not None:
-            self._writers.shutdown(wait=True)
+        self._write_queue.put(None)
+        self._writer_thread.join(timeout=10)
         self._readers.shutdown(wait=True)
         self.engine.dispose()
         if self.write_engine is not self.engine:
