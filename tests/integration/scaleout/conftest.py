@@ -300,6 +300,17 @@ class StreamReader:
         while not set(ids) <= self.finished() and time.time() < deadline:
             time.sleep(0.1)
 
+    def outputs(self, ids: list[str], timeout: float = 10) -> set[str]:
+        """The executions among ``ids`` whose output chunks came through (an
+        output chunk may arrive after the execution's end: waited for)."""
+        deadline = time.time() + timeout
+        while True:
+            chunks = [p for n, p in self.events if n == "st2.execution.output__create"]
+            seen = {p["execution_id"] for p in chunks}
+            if set(ids) <= seen or time.time() >= deadline:
+                return seen
+            time.sleep(0.1)
+
     def __enter__(self) -> StreamReader:
         self._thread.start()
         assert self._ready.wait(10)

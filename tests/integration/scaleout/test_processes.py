@@ -31,9 +31,7 @@ def test_executions_run_on_workers_and_the_api_streams_them(deployment: Deployme
         done = wait_final(c, ids, timeout=30)
         assert {r["status"] for r in done.values()} == {"succeeded"}
         stream.wait_for(ids)
-        outputs = {
-            p["execution_id"] for n, p in stream.events if n == "st2.execution.output__create"
-        }
+        outputs = stream.outputs(ids)
         assert set(ids) <= stream.finished(), "the API's stream shows what the workers did"
         assert set(ids) <= outputs, "and the output they streamed"
         out = [p["data"] for n, p in stream.events if n == "st2.execution.output__create"]

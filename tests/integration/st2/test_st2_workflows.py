@@ -52,7 +52,7 @@ def test_st2_run_workflow_shows_its_tasks(st2: St2) -> None:
 
 
 def test_st2_pause_and_resume(st2: St2, api: httpx.Client) -> None:
-    eid = started_id(st2run(st2, "run", "wpack.slow", "seconds=0.5", "-a"))
+    eid = started_id(st2run(st2, "run", "wpack.slow", "seconds=2", "-a"))
     wait_status(api, eid, "running")
     paused = st2run(st2, "execution", "pause", eid)
     assert paused.returncode == 0, paused.stderr + paused.stdout

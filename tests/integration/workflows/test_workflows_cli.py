@@ -41,7 +41,7 @@ def test_execution_get_shows_the_task_tree(api: httpx.Client, squall) -> None:  
 
 
 def test_pause_resume_and_rerun_from_the_cli(api: httpx.Client, squall) -> None:  # type: ignore[no-untyped-def]
-    eid = run(api, "wpack.slow", seconds=0.5)
+    eid = run(api, "wpack.slow", seconds=2)  # the pause must arrive before the end, under load too
     wait_status(api, eid, "running")
     paused = squall("execution", "pause", eid)
     assert paused.returncode == 0, paused.stderr
