@@ -25,8 +25,9 @@ lint: deps
 	$(PY) -m ruff format --check squall tests bench
 	$(PY) -m mypy squall/core
 
+# Two workers: most tests wait on servers, browsers and SSH, not on a core.
 test: deps lint
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadgroup
 
 unit: $(PY)
 	$(PY) -m pytest tests/unit -q
