@@ -28,6 +28,7 @@ from squall.errors import InvalidInput, NotFound, SquallError
 from squall.runners.registry import get_runner
 from squall.services import executions as svc
 from squall.services import workflows
+from squall.services.executions import INHERITED_SECRETS
 from squall.store import content
 from squall.store import executions as exe_store
 from squall.store import hosts as host_store
@@ -40,7 +41,7 @@ def execution_view(row: dict[str, Any], children: list[str] | None = None) -> di
     action = {
         k: v
         for k, v in row["action"].items()
-        if k not in ("entry_point_path", "pack_path", "python", "metadata_file")
+        if k not in ("entry_point_path", "pack_path", "python", "metadata_file", INHERITED_SECRETS)
     }
     try:
         schema = svc.parameter_schema(row["action"])
@@ -50,11 +51,12 @@ def execution_view(row: dict[str, Any], children: list[str] | None = None) -> di
     parameters, result, context = row["parameters"], row["result"], row["context"]
     if result is None:
         result = {}
-    if core_params.has_secrets(schema):
-        # Secret parameters whole, and their values wherever they travelled
-        # (an env var, the output); patterns and datastore secrets are
-        # masked in every response (api/deps.JSON).
-        masker = masks.masker(core_params.secret_values(parameters, schema))
+    if core_params.has_secrets(schema) or row["action"].get(INHERITED_SECRETS):
+        # Secret parameters whole, and their values (and the parent
+        # workflow's) wherever they travelled (an env var, the output);
+        # patterns and datastore secrets are masked in every response
+        # (api/deps.JSON).
+        masker = masks.masker(_secret_values([row]))
         parameters = masker.data(core_params.mask_secrets(parameters, schema))
         result = masker.data(result)
         context = masker.data(context)
@@ -269,10 +271,9 @@ def _secret_values(rows: Any) -> list[str]:
     values: list[str] = []
     for row in rows:
         try:
-            schema = svc.parameter_schema(row["action"])
-        except SquallError:
-            continue
-        values += core_params.secret_values(row["parameters"], schema)
+            values += svc.execution_secrets(row["parameters"], row["action"])
+        except SquallError:  # a runner this Squall no longer has
+            values += [str(v) for v in row["action"].get(INHERITED_SECRETS) or []]
     return values
 
 

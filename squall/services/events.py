@@ -16,7 +16,6 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from squall import masks
-from squall.core import params as core_params
 from squall.core import triggers as t
 from squall.core.executions import Status
 from squall.core.timestamps import iso
@@ -25,10 +24,10 @@ from squall.store import triggers as trigger_store
 
 def _masked(row: dict[str, Any]) -> tuple[dict[str, Any], Any]:
     """The execution's parameters and result with its secrets masked."""
-    from squall.services.executions import masked_parameters, parameter_schema
+    from squall.services.executions import execution_secrets, masked_parameters
 
     try:
-        secrets = core_params.secret_values(row["parameters"], parameter_schema(row["action"]))
+        secrets = execution_secrets(row["parameters"], row["action"])
         parameters = masked_parameters(row["parameters"], row["action"])
     except Exception:  # an action whose runner is gone: show no parameters rather than fail
         secrets, parameters = [], {}

@@ -55,6 +55,20 @@ def parameter_schema(action: dict[str, Any]) -> core_params.ParameterSchema:
     return _merged_schema(action["runner_type"], key)
 
 
+# Where a child execution keeps the secret values of the workflow that started
+# it: a workflow's secret input rendered into a task's ordinary parameter
+# (``cmd: echo <% ctx().password %>``) is masked in that task too. It sits in
+# the stored copy of the action, which no view shows.
+INHERITED_SECRETS = "inherited_secrets"
+
+
+def execution_secrets(parameters: dict[str, Any], action: dict[str, Any]) -> list[str]:
+    """The secret values an execution knows: its secret parameters', and its
+    parent workflows'."""
+    own = core_params.secret_values(parameters, parameter_schema(action))
+    return own + [str(v) for v in action.get(INHERITED_SECRETS) or []]
+
+
 @functools.lru_cache(maxsize=1024)
 def _merged_schema(runner_type: str, action_params: bytes) -> core_params.ParameterSchema:
     # Merging deep-copies both schemas; every request and event needs the
@@ -168,13 +182,19 @@ def request(
     extra_context: dict[str, Any] | None = None,
     defer: list[dict[str, Any]] | None = None,
     render: bool = True,
+    parent: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Check and record a new execution of ``action_ref``.
 
     With ``defer``, the row is appended to it instead of being inserted: the
     caller inserts a batch at once with ``exe_store.create_many`` (only
-    without ``delay``)."""
+    without ``delay``). ``parent`` is the workflow's execution, whose secrets
+    the child inherits."""
     action = content.get_action(conn, action_ref)
+    if parent is not None:
+        inherited = execution_secrets(parent["parameters"], parent["action"])
+        if inherited:
+            action = {**action, INHERITED_SECRETS: sorted(set(inherited))}
     if not action.get("enabled", True):
         raise InvalidInput(f"action {action['ref']} is disabled; enable it before running it")
     if action["runner_type"] in wf_store.WORKFLOW_RUNNERS:
@@ -213,9 +233,8 @@ def request(
 def masked_parameters(parameters: dict[str, Any], action: dict[str, Any]) -> dict[str, Any]:
     """Parameters with secrets masked, also where a secret travelled into
     another parameter (an ``env`` rendered from ``{{ password }}``)."""
-    schema = parameter_schema(action)
-    masked = core_params.mask_secrets(parameters, schema)
-    return dict(masks.masker(core_params.secret_values(parameters, schema)).data(masked))
+    masked = core_params.mask_secrets(parameters, parameter_schema(action))
+    return dict(masks.masker(execution_secrets(parameters, action)).data(masked))
 
 
 def _audit(conn: Connection, row: dict[str, Any], action: dict[str, Any]) -> None:

@@ -23,7 +23,6 @@ from sqlalchemy.engine import Connection
 
 from squall import logs, masks, metrics
 from squall.config import Settings
-from squall.core import params as core_params
 from squall.core.executions import Status, is_final
 from squall.core.policies import retry_decision
 from squall.crypto import KeyRing
@@ -34,7 +33,7 @@ from squall.runners.registry import get_runner
 from squall.runners.ssh import SshOptions
 from squall.services import events, inquiries
 from squall.services.bus import Bus, wait_for_wake
-from squall.services.executions import pack_config, parameter_schema
+from squall.services.executions import execution_secrets, pack_config, parameter_schema
 from squall.services.scheduler import until
 from squall.store import auth, content, hosts, queue
 from squall.store import executions as exe_store
@@ -412,7 +411,7 @@ class Worker:
         runner_params = {k: v for k, v in params.items() if k in names}
         action_params = {k: v for k, v in params.items() if k not in names}
         runner_params["__param_schema__"] = schema
-        secrets = core_params.secret_values(params, schema)
+        secrets = execution_secrets(params, action)
         env = {}
         if job.token:
             env = {

@@ -332,6 +332,7 @@ class WorkflowEngine:
                     delay=req.delay,
                     defer=batch,
                     render=False,
+                    parent=row,
                 )
             except SquallError as exc:
                 error = {"error": f"task {req.task_id}: {exc.message}"}

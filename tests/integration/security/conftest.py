@@ -120,6 +120,29 @@ def make_security_pack(packs: Path) -> None:
           note: {type: string}
         """,
     )
+    # A workflow's secret input, handed to a task's ordinary parameter.
+    write(
+        pack / "actions" / "secret_flow.yaml",
+        """
+        name: secret_flow
+        runner_type: orquesta
+        entry_point: workflows/secret_flow.yaml
+        parameters:
+          password: {type: string, secret: true, required: true}
+        """,
+    )
+    write(
+        pack / "actions" / "workflows" / "secret_flow.yaml",
+        """
+        version: 1.0
+        input: [password]
+        tasks:
+          show:
+            action: core.local
+            input:
+              cmd: echo pw=<% ctx().password %>
+        """,
+    )
     write(
         pack / "actions" / "workflows" / "leaky_flow.yaml",
         """

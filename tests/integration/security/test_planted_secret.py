@@ -106,7 +106,13 @@ def test_planted_secrets_appear_on_no_surface(
     param_secret = f"param-{secrets.token_hex(8)}"
     kv_secret = f"kv-{secrets.token_hex(8)}"
     pattern_secret = f"PLANTED-{secrets.token_hex(6)}"
-    planted = {"parameter": param_secret, "datastore": kv_secret, "pattern": pattern_secret}
+    input_secret = f"input-{secrets.token_hex(8)}"
+    planted = {
+        "parameter": param_secret,
+        "datastore": kv_secret,
+        "pattern": pattern_secret,
+        "workflow input": input_secret,
+    }
 
     r = client.put("/api/v1/keys/planted_kv", json={"value": kv_secret, "secret": True})
     assert r.status_code == 200, r.text
@@ -137,8 +143,22 @@ def test_planted_secrets_appear_on_no_surface(
         (child,) = client.get(f"/api/v1/executions/{flow}/children").json()
         rerun = client.post(f"/api/v1/executions/{direct}/re_run", json={}).json()
         security_server.wait_final(client, rerun["id"])
+        # A workflow's secret input, rendered into a task's plain parameter.
+        r = client.post(
+            "/api/v1/executions",
+            json={"action": "secpack.secret_flow", "parameters": {"password": input_secret}},
+        )
+        assert r.status_code == 201, r.text
+        secret_flow = r.json()["id"]
+        done = security_server.wait_final(client, secret_flow)
+        assert done["status"] == "succeeded", done["result"]
+        (task,) = client.get(f"/api/v1/executions/{secret_flow}/children").json()
+        task_id = task["id"] if isinstance(task, dict) else task
+        shown = client.get(f"/api/v1/executions/{task_id}").json()
+        assert shown["result"]["stdout"] == f"pw={MASK}"
 
         ids = [direct, flow, child["id"] if isinstance(child, dict) else child, rerun["id"]]
+        ids += [secret_flow, task_id]
         final = {(e, "succeeded") for e in ids}
         wait_for(
             lambda: (
