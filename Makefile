@@ -27,7 +27,7 @@ lint: deps
 
 # Two workers: most tests wait on servers, browsers and SSH, not on a core.
 test: deps lint
-	$(PY) -m pytest -n 2 --dist loadgroup
+	$(PY) -m pytest -n 2
 
 unit: $(PY)
 	$(PY) -m pytest tests/unit -q

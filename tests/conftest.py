@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -10,17 +11,20 @@ from tests.support.postgres import Cluster
 from tests.support.prometheus import Prometheus, prometheus_binary, running_prometheus
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """For a parallel run (``make test`` runs ``pytest -n 2 --dist loadgroup``):
-    a test file stays on one worker, so its module-wide servers start once,
-    and every test of the SSH fleet goes to the same worker, since the
-    fleet's loopback addresses can be listened on by one fleet at a time."""
-    if not config.pluginmanager.hasplugin("xdist"):
-        return
-    for item in items:
-        parts = item.path.relative_to(config.rootpath).parts
-        group = "fleet" if parts[:3] == ("tests", "integration", "fleet") else "/".join(parts)
-        item.add_marker(pytest.mark.xdist_group(group))
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """For a parallel run (``make test`` runs ``pytest -n 2``): a test file
+    stays on one worker, so its module-wide servers start once, and every
+    test of the SSH fleet goes to the same worker, since the fleet's
+    loopback addresses can be listened on by one fleet at a time."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByFileFleetTogether(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return "fleet" if path.startswith("tests/integration/fleet/") else path
+
+    return ByFileFleetTogether(config, log)
 
 
 @pytest.fixture(scope="session")
