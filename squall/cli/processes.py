@@ -61,6 +61,7 @@ def settings_for(roles: tuple[str, ...], **options: Any) -> Any:
 
     log_format = options.pop("log_format", None)
     config_file = options.pop("config_file", None)
+    options["packs_dirs"] = options.pop("packs_dirs", ()) or None
     settings = Settings.from_env(config=config_file, roles=roles, **options)
     if log_format:
         settings = settings.with_overrides(log_format=log_format)
@@ -68,25 +69,40 @@ def settings_for(roles: tuple[str, ...], **options: Any) -> Any:
     return settings
 
 
+def packs_option(help_text: str) -> Callable[[F], F]:
+    return click.option(
+        "--packs-dir",
+        "packs_dirs",
+        multiple=True,
+        type=click.Path(file_okay=False, path_type=Path),
+        help=help_text,
+    )
+
+
+def metrics_options(f: F) -> F:
+    """A worker or sensors process can serve its own metrics."""
+    f = click.option(
+        "--host", metavar="ADDR", help="Address for --metrics-port (default 127.0.0.1)."
+    )(f)
+    return click.option(
+        "--metrics-port",
+        type=click.IntRange(1, 65535),
+        help="Serve this process's metrics on http://HOST:PORT/metrics ($SQUALL_METRICS_PORT).",
+    )(f)
+
+
 @click.command(short_help="Run an API process (PostgreSQL).")
 @server_options
 @click.option("--host", metavar="ADDR", help="Address to listen on (default 127.0.0.1).")
 @click.option("--port", type=click.IntRange(1, 65535), help="Port to listen on (default 9101).")
-@click.option(
-    "--packs-dir",
-    "packs_dirs",
-    multiple=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="A directory of packs to register (repeatable), after the built-in ones.",
-)
+@packs_option("A directory of packs to register (repeatable), after the built-in ones.")
 @tls_options
 def api(**options: Any) -> None:
     """Serve the HTTP API, the web UI and the event stream. Run as many as you
     like behind a load balancer; each sees what every worker does."""
     from squall.server import serve
 
-    packs = options.pop("packs_dirs", ()) or None
-    serve(settings_for(("api",), packs_dirs=packs, **options))
+    serve(settings_for(("api",), **options))
 
 
 @click.command(short_help="Run a worker process (PostgreSQL).")
@@ -97,51 +113,27 @@ def api(**options: Any) -> None:
     type=click.IntRange(1, 100_000),
     help="Actions this worker runs at the same time (default: $SQUALL_WORKER_CONCURRENCY, 64).",
 )
-@click.option(
-    "--metrics-port",
-    type=click.IntRange(1, 65535),
-    help="Serve this process's metrics on http://HOST:PORT/metrics ($SQUALL_METRICS_PORT).",
-)
-@click.option("--host", metavar="ADDR", help="Address for --metrics-port (default 127.0.0.1).")
-@click.option(
-    "--packs-dir",
-    "packs_dirs",
-    multiple=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="A directory of packs (repeatable): the same as the API's.",
-)
+@metrics_options
+@packs_option("A directory of packs (repeatable): the same as the API's.")
 def worker(**options: Any) -> None:
     """Run actions, and the engines (scheduler, rules, workflows, rollouts,
     inquiries, garbage collection, audit sealing). Add workers to run more
     at once; a worker that dies has its work resumed by the others."""
     from squall.server import run_services
 
-    packs = options.pop("packs_dirs", ()) or None
-    run_services(settings_for(("worker",), packs_dirs=packs, **options))
+    run_services(settings_for(("worker",), **options))
 
 
 @click.command(short_help="Run a sensors process (PostgreSQL).")
 @server_options
-@click.option(
-    "--metrics-port",
-    type=click.IntRange(1, 65535),
-    help="Serve this process's metrics on http://HOST:PORT/metrics ($SQUALL_METRICS_PORT).",
-)
-@click.option("--host", metavar="ADDR", help="Address for --metrics-port (default 127.0.0.1).")
-@click.option(
-    "--packs-dir",
-    "packs_dirs",
-    multiple=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="A directory of packs (repeatable): the same as the API's.",
-)
+@metrics_options
+@packs_option("A directory of packs (repeatable): the same as the API's.")
 def sensors(**options: Any) -> None:
     """Run pack sensors. With several sensors processes, each runs its share,
     and the sensors of one that dies move to the others."""
     from squall.server import run_services
 
-    packs = options.pop("packs_dirs", ()) or None
-    run_services(settings_for(("sensors",), packs_dirs=packs, **options))
+    run_services(settings_for(("sensors",), **options))
 
 
 @click.group()

@@ -182,19 +182,17 @@ def request(
     extra_context: dict[str, Any] | None = None,
     defer: list[dict[str, Any]] | None = None,
     render: bool = True,
-    parent: dict[str, Any] | None = None,
+    inherited_secrets: list[str] | None = None,
 ) -> dict[str, Any]:
     """Check and record a new execution of ``action_ref``.
 
     With ``defer``, the row is appended to it instead of being inserted: the
     caller inserts a batch at once with ``exe_store.create_many`` (only
-    without ``delay``). ``parent`` is the workflow's execution, whose secrets
-    the child inherits."""
+    without ``delay``). ``inherited_secrets`` are the secret values of the
+    workflow starting it (:func:`execution_secrets` of its execution)."""
     action = content.get_action(conn, action_ref)
-    if parent is not None:
-        inherited = execution_secrets(parent["parameters"], parent["action"])
-        if inherited:
-            action = {**action, INHERITED_SECRETS: sorted(set(inherited))}
+    if inherited_secrets:
+        action = {**action, INHERITED_SECRETS: inherited_secrets}
     if not action.get("enabled", True):
         raise InvalidInput(f"action {action['ref']} is disabled; enable it before running it")
     if action["runner_type"] in wf_store.WORKFLOW_RUNNERS:

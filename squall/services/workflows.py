@@ -317,6 +317,12 @@ class WorkflowEngine:
         its task at once, and the conductor decides what follows."""
         batch: list[dict[str, Any]] = []
         pending = list(requests)
+        # Once for the whole launch: every child inherits the same values.
+        inherited = (
+            sorted(set(exe_service.execution_secrets(row["parameters"], row["action"])))
+            if requests
+            else []
+        )
         while pending:
             req = pending.pop(0)
             context = _child_context(row, loaded.kind, req)
@@ -332,7 +338,7 @@ class WorkflowEngine:
                     delay=req.delay,
                     defer=batch,
                     render=False,
-                    parent=row,
+                    inherited_secrets=inherited,
                 )
             except SquallError as exc:
                 error = {"error": f"task {req.task_id}: {exc.message}"}

@@ -3,27 +3,12 @@ database, sealed into a hash chain, tampering found."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 import sqlalchemy as sa
 
 from squall.store import audit, migrate
 from squall.store.db import Database
 from squall.store.tables import audit as audit_table
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'squall.db'}"
-    else:
-        url = request.getfixturevalue("pg_url")
-    database = Database(url)
-    migrate.upgrade(database.write_engine)
-    yield database
-    database.close()
 
 
 def write(db: Database, count: int, actor: str = "alice") -> None:

@@ -3,27 +3,10 @@ and changed together (one statement for the hosts whose changes match)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 from sqlalchemy.engine import Connection
 
-from squall.store import migrate
 from squall.store import rollouts as store
 from squall.store.db import Database
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'squall.db'}"
-    else:
-        url = request.getfixturevalue("pg_url")
-    database = Database(url)
-    migrate.upgrade(database.write_engine)
-    yield database
-    database.close()
 
 
 def test_hosts_are_read_by_name_and_changed_together(db: Database) -> None:

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from squall.config import normalize_database_url
 from squall.core.executions import Status
 from squall.crypto import KeyRing
 from squall.errors import Conflict, NotFound
@@ -21,18 +19,6 @@ from squall.store.db import Database
 from squall.store.tables import work
 
 ACTION = {"ref": "core.noop", "name": "noop", "pack": "core", "runner_type": "noop"}
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'squall.db'}"
-    else:
-        url = request.getfixturevalue("pg_url")
-    database = Database(normalize_database_url(url))
-    migrate.upgrade(database.write_engine)
-    yield database
-    database.close()
 
 
 def test_migrations_reach_head_and_check_passes(db: Database) -> None:
