@@ -8,9 +8,12 @@ through the sign-in form unless it asks for ``anonymous_page``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import struct
+import threading
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,7 +46,9 @@ def browser() -> Iterator[Any]:
         pytest.skip("Chromium not installed (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as pw:
+    manager = sync_playwright()
+    pw = manager.start()
+    try:
         browser = pw.chromium.launch(
             executable_path=binary,
             headless=True,
@@ -53,6 +58,28 @@ def browser() -> Iterator[Any]:
         )
         yield browser
         browser.close()
+    finally:
+        # Stopping waits for Playwright's driver process to exit, and once in a
+        # few hundred runs on a loaded machine it never did: kill it after a
+        # grace period rather than hang the suite.
+        driver = driver_pid(manager)
+        watchdog = threading.Timer(20, kill_quietly, args=(driver,))
+        watchdog.start()
+        try:
+            pw.stop()
+        finally:
+            watchdog.cancel()
+
+
+def driver_pid(manager: Any) -> int | None:
+    proc = getattr(getattr(getattr(manager, "_client", None), "_transport", None), "_proc", None)
+    return getattr(proc, "pid", None)
+
+
+def kill_quietly(pid: int | None) -> None:
+    if pid is not None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 @pytest.fixture(scope="module")

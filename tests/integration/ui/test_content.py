@@ -179,4 +179,7 @@ def test_packs(page: Any) -> None:
     page.get_by_role("heading", name="Actions").wait_for()
     link = page.locator('a[href="#/actions/core.local"]')
     link.wait_for()
-    assert page.locator('a[href="#/triggerinstances?trigger=core.st2.webhook"]').count() == 1
+    # The page's sections load independently; wait for the trigger types too.
+    trigger = page.locator('a[href="#/triggerinstances?trigger=core.st2.webhook"]')
+    trigger.wait_for()
+    assert trigger.count() == 1
