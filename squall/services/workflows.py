@@ -32,6 +32,7 @@ from sqlalchemy.engine import Connection
 from squall import masks
 from squall.core.actionchain import ActionChainConductor
 from squall.core.executions import FINAL, Status, can_transition, is_final
+from squall.core.orquesta.conductor import OrquestaConductor
 from squall.core.timestamps import iso
 from squall.core.workflow import ActionRequest, Conductor, Environment
 from squall.crypto import KeyRing
@@ -119,11 +120,12 @@ class WorkflowEngine:
         evs = wf_store.take_events(conn, execution_id)
         if not evs:
             return
-        try:
-            row = exe_store.get(conn, execution_id)
-        except NotFound:
+        # The workflow's execution and the children its events name, in one read.
+        rows = exe_store.get_many(conn, [execution_id, *(e["child"] for e in evs if "child" in e)])
+        row = rows.pop(execution_id, None)
+        if row is None:
             return
-        wf = wf_store.get(conn, execution_id, lock=True)
+        wf = wf_store.begin_step(conn, execution_id)
         requests: list[ActionRequest] = []
         if wf is None:
             if is_final(row["status"]) or not any(e.get("start") for e in evs):
@@ -132,24 +134,24 @@ class WorkflowEngine:
             if started is None:
                 return
             loaded, requests, row = started
-            version = 0
+            version = 1
         else:
             if is_final(row["status"]):
                 self._cache.pop(execution_id, None)
                 return
             version = int(wf["version"])
-            loaded = self._conductor(conn, wf, row)
+            loaded = self._conductor(conn, wf, row, version - 1)
         loaded.lookup.conn = conn
         for event in evs:
             try:
-                requests += self._apply(conn, loaded, row, event)
+                requests += self._apply(conn, loaded, row, event, rows)
             except SquallError as exc:
                 # An event the workflow cannot use (a child it does not know):
                 # say so and carry on; the workflow itself is fine.
                 log.warning("workflow %s: ignored event %s: %s", execution_id, event, exc.message)
         self._launch(conn, loaded, row, requests)
-        wf_store.write(conn, execution_id, loaded.conductor.take_changes(), version + 1)
-        loaded.version = version + 1
+        wf_store.write(conn, execution_id, loaded.conductor.take_changes())
+        loaded.version = version
         self._sync_status(conn, loaded, row)
         loaded.lookup.conn = None
         self._remember(execution_id, loaded)
@@ -226,10 +228,13 @@ class WorkflowEngine:
             shell_inputs=shell_inputs,
         )
 
-    def _conductor(self, conn: Connection, wf: dict[str, Any], row: dict[str, Any]) -> _Loaded:
+    def _conductor(
+        self, conn: Connection, wf: dict[str, Any], row: dict[str, Any], previous: int
+    ) -> _Loaded:
+        """The workflow's conductor as its step at version ``previous`` left it."""
         execution_id = wf["execution_id"]
         cached = self._cache.get(execution_id)
-        if cached is not None and cached.version == wf["version"]:
+        if cached is not None and cached.version == previous:
             return cached
         kind = wf["kind"]
         text = wf_store.spec_text(conn, wf["spec_hash"])
@@ -240,7 +245,7 @@ class WorkflowEngine:
         records = {k: v for k, v in records.items() if not k.startswith("result:")}
         env = self._environment(conn, row, lookup)
         conductor = _restore(kind, spec, records, env, self._config(conn, row, kind))
-        return _Loaded(int(wf["version"]), conductor, lookup, kind)
+        return _Loaded(previous, conductor, lookup, kind)
 
     def _config(self, conn: Connection, row: dict[str, Any], kind: str) -> Any:
         """The pack config, for ActionChain's ``config_context``."""
@@ -260,13 +265,17 @@ class WorkflowEngine:
             self._cache.popitem(last=False)
 
     def _apply(
-        self, conn: Connection, loaded: _Loaded, row: dict[str, Any], event: dict[str, Any]
+        self,
+        conn: Connection,
+        loaded: _Loaded,
+        row: dict[str, Any],
+        event: dict[str, Any],
+        children: dict[str, dict[str, Any]],
     ) -> list[ActionRequest]:
         conductor = loaded.conductor
         if "child" in event:
-            try:
-                child = exe_store.get(conn, event["child"])
-            except NotFound:
+            child = children.get(event["child"])
+            if child is None:
                 return []
             where = child["context"].get("workflow") or {}
             status = child["status"]
@@ -408,8 +417,6 @@ def control(conn: Connection, execution_id: str, status: str, user: str | None) 
 
 def _new(kind: str, spec: Any, env: Environment, row: dict[str, Any], config: Any) -> Conductor:
     if kind == "orquesta":
-        from squall.core.orquesta.conductor import OrquestaConductor
-
         return OrquestaConductor.new(spec, env)
     runner_params = {k: v for k, v in row["parameters"].items() if k in _RUNNER_PARAMETERS}
     return ActionChainConductor.new(spec, env, runner_parameters=runner_params, config=config)
@@ -423,8 +430,6 @@ def _restore(
     config: Any,
 ) -> Conductor:
     if kind == "orquesta":
-        from squall.core.orquesta.conductor import OrquestaConductor
-
         return OrquestaConductor.restore(spec, records, env)
     return ActionChainConductor.restore(spec, records, env, config=config)
 

@@ -112,8 +112,17 @@ def get_pack(conn: Connection, ref_or_id: str) -> dict[str, Any]:
 
 
 _PACK_CONFIG = sa.select(packs.c.config).where(packs.c.ref == sa.bindparam("b_ref"))
-_ACTION = sa.select(actions.c.meta).where(
-    sa.or_(actions.c.ref == sa.bindparam("b_ref"), actions.c.id == sa.bindparam("b_ref"))
+# An action and its enabled policies in one read: running an action needs
+# both, and a workflow step or rollout round reads them once per action.
+_ACTION = (
+    sa.select(actions.c.ref, actions.c.meta, policies.c.meta.label("policy"))
+    .select_from(
+        actions.outerjoin(
+            policies,
+            sa.and_(policies.c.resource_ref == actions.c.ref, policies.c.enabled.is_(True)),
+        )
+    )
+    .where(sa.or_(actions.c.ref == sa.bindparam("b_ref"), actions.c.id == sa.bindparam("b_ref")))
 )
 _POLICIES = sa.select(policies.c.meta).where(
     policies.c.resource_ref == sa.bindparam("b_ref"), policies.c.enabled.is_(True)
@@ -129,10 +138,11 @@ def get_action(conn: Connection, ref_or_id: str) -> dict[str, Any]:
     cache = tx_cache(conn)
     key = ("action", ref_or_id)
     if key not in cache:
-        r = conn.execute(_ACTION, {"b_ref": ref_or_id}).first()
-        if r is None:
+        rows = conn.execute(_ACTION, {"b_ref": ref_or_id}).all()
+        if not rows:
             raise NotFound(f"no action {ref_or_id!r}: check the name, or register its pack")
-        cache[key] = r.meta
+        cache[key] = rows[0].meta
+        cache[("policies", rows[0].ref)] = [r.policy for r in rows if r.policy is not None]
     return dict(cache[key])
 
 

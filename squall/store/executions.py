@@ -30,6 +30,7 @@ def _row(r: Any) -> dict[str, Any]:
 # with literal values costs more than running it.
 _INSERT = executions.insert()
 _BY_ID = sa.select(executions).where(executions.c.id == sa.bindparam("b_id"))
+_BY_IDS = sa.select(executions).where(executions.c.id.in_(sa.bindparam("b_ids", expanding=True)))
 _SET_STATUS = (
     executions.update()
     .where(executions.c.id == sa.bindparam("b_id"))
@@ -145,7 +146,7 @@ def get_many(conn: Connection, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
     ids = list(ids)
     if not ids:
         return {}
-    rows = conn.execute(sa.select(executions).where(executions.c.id.in_(ids))).all()
+    rows = conn.execute(_BY_IDS, {"b_ids": ids}).all()
     return {r.id: _row(r) for r in rows}
 
 

@@ -82,7 +82,7 @@ def create(conn: Connection, execution_id: str, kind: str, digest: str) -> None:
             execution_id=execution_id,
             kind=kind,
             spec_hash=digest,
-            version=0,
+            version=1,  # its first step
             created_at=now,
             updated_at=now,
         )
@@ -92,13 +92,27 @@ def create(conn: Connection, execution_id: str, kind: str, digest: str) -> None:
 # Statements a step runs are built once, with bound parameters: building one
 # costs more than running it, and a step runs several.
 _GET = sa.select(workflows).where(workflows.c.execution_id == sa.bindparam("b_id"))
-# One step at a time per workflow when several engines share a database.
-_GET_LOCKED = _GET.with_for_update()
 
 
-def get(conn: Connection, execution_id: str, *, lock: bool = False) -> dict[str, Any] | None:
-    query = _GET_LOCKED if lock and conn.dialect.name == "postgresql" else _GET
-    row = conn.execute(query, {"b_id": execution_id}).first()
+def get(conn: Connection, execution_id: str) -> dict[str, Any] | None:
+    row = conn.execute(_GET, {"b_id": execution_id}).first()
+    return dict(row._mapping) if row is not None else None
+
+
+_BEGIN_STEP = (
+    workflows.update()
+    .where(workflows.c.execution_id == sa.bindparam("b_id"))
+    .values(version=workflows.c.version + 1, updated_at=sa.bindparam("b_now"))
+    .returning(*workflows.c)
+)
+
+
+def begin_step(conn: Connection, execution_id: str) -> dict[str, Any] | None:
+    """Move the workflow to its next version and return it (None: no such
+    workflow yet). A step's first statement: on PostgreSQL the update also
+    holds the row, so steps of one workflow in several engines take turns,
+    and a step that rolls back leaves the version as it was."""
+    row = conn.execute(_BEGIN_STEP, {"b_id": execution_id, "b_now": time.time()}).first()
     return dict(row._mapping) if row is not None else None
 
 
@@ -140,13 +154,6 @@ def _upsert(conn: Connection) -> Any:
     return _UPSERT[conn.dialect.name]
 
 
-_SET_VERSION = (
-    workflows.update()
-    .where(workflows.c.execution_id == sa.bindparam("b_id"))
-    .values(version=sa.bindparam("b_version"), updated_at=sa.bindparam("b_now"))
-)
-
-
 _DELETE = workflow_records.delete().where(
     workflow_records.c.execution_id == sa.bindparam("b_id"),
     workflow_records.c.kind == sa.bindparam("b_kind"),
@@ -154,8 +161,8 @@ _DELETE = workflow_records.delete().where(
 )
 
 
-def write(conn: Connection, execution_id: str, changes: Changes, version: int) -> None:
-    """Store what a step changed and move the workflow to ``version``."""
+def write(conn: Connection, execution_id: str, changes: Changes) -> None:
+    """Store what a step changed (the step began with :func:`begin_step`)."""
     puts, deletes = [], []
     for kind, recs in changes.records.items():
         for key, value in recs.items():
@@ -169,7 +176,6 @@ def write(conn: Connection, execution_id: str, changes: Changes, version: int) -
         conn.execute(_upsert(conn), puts)
     if deletes:
         conn.execute(_DELETE, deletes)
-    conn.execute(_SET_VERSION, {"b_id": execution_id, "b_version": version, "b_now": time.time()})
 
 
 def copy_records(conn: Connection, source: str, target: str) -> None:

@@ -534,6 +534,8 @@ class _Run:
         try:
             if shortcut.base == "const":
                 value = shortcut.arg
+            elif shortcut.base == "status":
+                value = getattr(self, shortcut.arg)()
             elif shortcut.base == "ctx":
                 if not shortcut.arg:
                     value = _VisibleVars(self.scope.ctx)
@@ -806,7 +808,7 @@ def _yaql_parse(source: str) -> tuple[Any, _Shortcut | None]:
 
 
 class _Shortcut(NamedTuple):
-    base: str  # "const", "ctx", "result" or "item"
+    base: str  # "const", "ctx", "result", "item" or "status" (succeeded() and the like)
     arg: Any  # the constant, or the name given to ctx() / item() (None: no name)
     steps: tuple[tuple[bool, Any], ...]  # (is an index, key or index)
 
@@ -816,6 +818,7 @@ class _NotDone:
 
 
 _NOT_DONE: Final = _NotDone()
+_STATUS_FUNCTIONS: Final = frozenset({"succeeded", "failed", "completed"})
 
 
 def _shortcut(node: Any) -> _Shortcut | None:
@@ -848,6 +851,9 @@ def _shortcut(node: Any) -> _Shortcut | None:
     if type(node) is not nodes.Function:
         return None
     args = node.args
+    if node.name in _STATUS_FUNCTIONS and not args and not steps:
+        # `when: <% succeeded() %>` is on nearly every transition.
+        return _Shortcut("status", node.name, ())
     if node.name == "result" and not args:
         return _Shortcut("result", None, tuple(steps))
     if node.name in ("ctx", "item") and (
