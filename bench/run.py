@@ -78,14 +78,15 @@ class RawClient:
     """A lean HTTP/1.1 keep-alive client, so the load generator does not need
     more CPU than the server it measures (the two share this machine)."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, key: str = KEY) -> None:
         self.port = port
+        self.key = key
 
     async def post_many(self, n: int, body: dict) -> list[str]:
         data = json.dumps(body).encode()
         request = (
             b"POST /api/v1/executions HTTP/1.1\r\nHost: bench\r\nSt2-Api-Key: "
-            + KEY.encode()
+            + self.key.encode()
             + b"\r\nContent-Type: application/json\r\nContent-Length: "
             + str(len(data)).encode()
             + b"\r\n\r\n"

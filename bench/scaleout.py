@@ -41,6 +41,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from run import RawClient  # noqa: E402  (bench/run.py, a lean HTTP client)
 from tests.support.postgres import Cluster, free_port  # noqa: E402
 
 KEY = "bench-key-0123456789abcdef"
@@ -113,17 +114,15 @@ def wait_api(base: str, timeout: float = 120) -> None:
 
 
 async def submit(client: httpx.AsyncClient, n: int, conc: int, body: dict[str, Any]) -> list[str]:
-    ids: list[str] = []
-    left = iter(range(n))
-
-    async def one() -> None:
-        for _ in left:
-            resp = await client.post("/api/v1/executions", json=body)
-            resp.raise_for_status()
-            ids.append(resp.json()["id"])
-
-    await asyncio.gather(*(one() for _ in range(conc)))
-    return ids
+    """POST ``n`` executions over ``conc`` keep-alive connections. A lean
+    client rather than httpx, which needed more CPU per request than the API
+    serving it, on the same two cores."""
+    port = client.base_url.port
+    assert port is not None
+    raw = RawClient(port, KEY)
+    per = [n // conc + (1 if i < n % conc else 0) for i in range(conc)]
+    batches = await asyncio.gather(*(raw.post_many(k, body) for k in per if k))
+    return [eid for batch in batches for eid in batch]
 
 
 async def count(client: httpx.AsyncClient, action: str, status: str) -> int:

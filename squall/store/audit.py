@@ -17,10 +17,17 @@ from sqlalchemy.engine import Connection
 
 from squall import masks
 from squall.core import audit as chain
+from squall.store import fast
 from squall.store.tables import audit
 
 # Where sealing takes turns between processes sharing one PostgreSQL.
 _SEAL_LOCK = 0x5371_A0D1
+
+
+_INSERT = fast.Statement(
+    audit.insert(),
+    column_keys=["at", "actor", "kind", "action", "target", "outcome", "source", "details"],
+)
 
 
 def record(
@@ -34,8 +41,8 @@ def record(
     source: str | None = None,
     details: dict[str, Any] | None = None,
 ) -> None:
-    conn.execute(
-        audit.insert(),
+    _INSERT.many(
+        conn,
         [
             {
                 "at": time.time(),

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from squall.errors import NotFound
+from squall.store import fast
 from squall.store.db import tx_cache
 from squall.store.ids import new_id
 from squall.store.tables import actions, packs, policies, sensors, trigger_types
@@ -114,7 +115,7 @@ def get_pack(conn: Connection, ref_or_id: str) -> dict[str, Any]:
 _PACK_CONFIG = sa.select(packs.c.config).where(packs.c.ref == sa.bindparam("b_ref"))
 # An action and its enabled policies in one read: running an action needs
 # both, and a workflow step or rollout round reads them once per action.
-_ACTION = (
+_ACTION = fast.Statement(
     sa.select(actions.c.ref, actions.c.meta, policies.c.meta.label("policy"))
     .select_from(
         actions.outerjoin(
@@ -138,11 +139,12 @@ def get_action(conn: Connection, ref_or_id: str) -> dict[str, Any]:
     cache = tx_cache(conn)
     key = ("action", ref_or_id)
     if key not in cache:
-        rows = conn.execute(_ACTION, {"b_ref": ref_or_id}).all()
+        rows = _ACTION.rows(conn, {"b_ref": ref_or_id})
         if not rows:
             raise NotFound(f"no action {ref_or_id!r}: check the name, or register its pack")
-        cache[key] = rows[0].meta
-        cache[("policies", rows[0].ref)] = [r.policy for r in rows if r.policy is not None]
+        ref, meta, _ = rows[0]
+        cache[key] = meta
+        cache[("policies", ref)] = [policy for _, _, policy in rows if policy is not None]
     return dict(cache[key])
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from squall.store import fast
 from squall.store.db import after_commit, bulk
 from squall.store.tables import work
 
@@ -30,7 +31,19 @@ class WorkItem:
     attempts: int
 
 
-_INSERT = work.insert()
+_INSERT = fast.Statement(
+    work.insert(),
+    column_keys=[
+        "topic",
+        "ref",
+        "payload",
+        "available_at",
+        "lease_owner",
+        "lease_expires",
+        "attempts",
+        "created_at",
+    ],
+)
 _DELETE = work.delete().where(work.c.id == sa.bindparam("b_id"))
 
 
@@ -95,18 +108,20 @@ def enqueue(
     at: float | None = None,
 ) -> None:
     now = time.time()
-    conn.execute(
-        _INSERT,
-        {
-            "topic": topic,
-            "ref": ref,
-            "payload": payload,
-            "available_at": at if at is not None else now + delay,
-            "lease_owner": None,
-            "lease_expires": None,
-            "attempts": 0,
-            "created_at": now,
-        },
+    _INSERT.many(
+        conn,
+        [
+            {
+                "topic": topic,
+                "ref": ref,
+                "payload": payload,
+                "available_at": at if at is not None else now + delay,
+                "lease_owner": None,
+                "lease_expires": None,
+                "attempts": 0,
+                "created_at": now,
+            }
+        ],
     )
     after_commit(conn, "wake", topic)
 
@@ -143,23 +158,21 @@ def enqueue_many(conn: Connection, topic: str, refs: list[str], *, delay: float 
     if not refs:
         return
     now = time.time()
-    conn.execute(
-        _INSERT,
-        bulk(
-            [
-                {
-                    "topic": topic,
-                    "ref": ref,
-                    "payload": None,
-                    "available_at": now + delay,
-                    "lease_owner": None,
-                    "lease_expires": None,
-                    "attempts": 0,
-                    "created_at": now,
-                }
-                for ref in refs
-            ]
-        ),
+    _INSERT.many(
+        conn,
+        [
+            {
+                "topic": topic,
+                "ref": ref,
+                "payload": None,
+                "available_at": now + delay,
+                "lease_owner": None,
+                "lease_expires": None,
+                "attempts": 0,
+                "created_at": now,
+            }
+            for ref in refs
+        ],
     )
     after_commit(conn, "wake", topic)
 
@@ -170,23 +183,21 @@ def enqueue_each(conn: Connection, topic: str, items: list[tuple[str, Any]]) -> 
     if not items:
         return
     now = time.time()
-    conn.execute(
-        _INSERT,
-        bulk(
-            [
-                {
-                    "topic": topic,
-                    "ref": ref,
-                    "payload": payload,
-                    "available_at": now,
-                    "lease_owner": None,
-                    "lease_expires": None,
-                    "attempts": 0,
-                    "created_at": now,
-                }
-                for ref, payload in items
-            ]
-        ),
+    _INSERT.many(
+        conn,
+        [
+            {
+                "topic": topic,
+                "ref": ref,
+                "payload": payload,
+                "available_at": now,
+                "lease_owner": None,
+                "lease_expires": None,
+                "attempts": 0,
+                "created_at": now,
+            }
+            for ref, payload in items
+        ],
     )
     after_commit(conn, "wake", topic)
 
@@ -293,7 +304,7 @@ def due_refs(conn: Connection, topic: str, limit: int) -> list[str]:
     return [r.ref for r in conn.execute(_DUE_REFS, params)]
 
 
-_TAKE_REF = (
+_TAKE_REF = fast.Statement(
     work.delete()
     .where(
         work.c.topic == sa.bindparam("b_topic"),
@@ -307,5 +318,5 @@ _TAKE_REF = (
 def take_ref(conn: Connection, topic: str, ref: str) -> list[dict[str, Any]]:
     """Remove and return the due events of one ref, oldest first; the step
     that consumes them commits or rolls back with their removal."""
-    rows = conn.execute(_TAKE_REF, {"b_topic": topic, "b_ref": ref, "b_now": time.time()}).all()
+    rows = _TAKE_REF.rows(conn, {"b_topic": topic, "b_ref": ref, "b_now": time.time()})
     return [p or {} for _id, p in sorted(rows)]

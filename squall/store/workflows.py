@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection
 
 from squall.core.executions import Status
 from squall.core.workflow import Changes
-from squall.store import queue
+from squall.store import fast, queue
 from squall.store.tables import workflow_records, workflow_specs, workflows
 
 WORKFLOW = "workflow"  # work topic: events for the workflow engine, ref = workflow execution id
@@ -99,7 +99,7 @@ def get(conn: Connection, execution_id: str) -> dict[str, Any] | None:
     return dict(row._mapping) if row is not None else None
 
 
-_BEGIN_STEP = (
+_BEGIN_STEP = fast.Statement(
     workflows.update()
     .where(workflows.c.execution_id == sa.bindparam("b_id"))
     .values(version=workflows.c.version + 1, updated_at=sa.bindparam("b_now"))
@@ -112,8 +112,8 @@ def begin_step(conn: Connection, execution_id: str) -> dict[str, Any] | None:
     workflow yet). A step's first statement: on PostgreSQL the update also
     holds the row, so steps of one workflow in several engines take turns,
     and a step that rolls back leaves the version as it was."""
-    row = conn.execute(_BEGIN_STEP, {"b_id": execution_id, "b_now": time.time()}).first()
-    return dict(row._mapping) if row is not None else None
+    found = _BEGIN_STEP.dicts(conn, {"b_id": execution_id, "b_now": time.time()})
+    return found[0] if found else None
 
 
 def load_records(conn: Connection, execution_id: str) -> dict[str, dict[str, dict[str, Any]]]:
@@ -145,8 +145,8 @@ def _upsert_statement(insert: Any) -> Any:
 
 
 _UPSERT = {
-    "postgresql": _upsert_statement(postgresql.insert),
-    "sqlite": _upsert_statement(sqlite.insert),
+    "postgresql": fast.Statement(_upsert_statement(postgresql.insert)),
+    "sqlite": fast.Statement(_upsert_statement(sqlite.insert)),
 }
 
 
@@ -154,10 +154,12 @@ def _upsert(conn: Connection) -> Any:
     return _UPSERT[conn.dialect.name]
 
 
-_DELETE = workflow_records.delete().where(
-    workflow_records.c.execution_id == sa.bindparam("b_id"),
-    workflow_records.c.kind == sa.bindparam("b_kind"),
-    workflow_records.c.key == sa.bindparam("b_key"),
+_DELETE = fast.Statement(
+    workflow_records.delete().where(
+        workflow_records.c.execution_id == sa.bindparam("b_id"),
+        workflow_records.c.kind == sa.bindparam("b_kind"),
+        workflow_records.c.key == sa.bindparam("b_key"),
+    )
 )
 
 
@@ -173,9 +175,9 @@ def write(conn: Connection, execution_id: str, changes: Changes) -> None:
                     {"execution_id": execution_id, "kind": kind, "key": key, "value": value}
                 )
     if puts:
-        conn.execute(_upsert(conn), puts)
+        _upsert(conn).many(conn, puts)
     if deletes:
-        conn.execute(_DELETE, deletes)
+        _DELETE.many(conn, deletes)
 
 
 def copy_records(conn: Connection, source: str, target: str) -> None:
@@ -229,8 +231,8 @@ def take_events(conn: Connection, execution_id: str) -> list[dict[str, Any]]:
 
 def write_result(conn: Connection, execution_id: str, seq: int, item: int, result: Any) -> None:
     """Keep the result of one with-items item (read back by :func:`records_of`)."""
-    conn.execute(
-        _upsert(conn),
+    _upsert(conn).many(
+        conn,
         [
             {
                 "execution_id": execution_id,
