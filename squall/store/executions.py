@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from collections.abc import Iterable
@@ -30,8 +31,7 @@ def _row(r: Any) -> dict[str, Any]:
 # with literal values costs more than running it.
 _INSERT = fast.Statement(executions.insert(), column_keys=[c.name for c in executions.c])
 _BY_ID = fast.Statement(sa.select(executions).where(executions.c.id == sa.bindparam("b_id")))
-_BY_IDS = sa.select(executions).where(executions.c.id.in_(sa.bindparam("b_ids", expanding=True)))
-_SET_STATUS = (
+_SET_STATUS = fast.Statement(
     executions.update()
     .where(executions.c.id == sa.bindparam("b_id"))
     .values(
@@ -143,14 +143,33 @@ def get(conn: Connection, execution_id: str) -> dict[str, Any]:
 
 
 def get_many(conn: Connection, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-    ids = list(ids)
-    if not ids:
-        return {}
-    if len(ids) <= 4:
-        # A few lookups by key cost less than one IN query through SQLAlchemy.
-        return {r["id"]: r for i in ids for r in _BY_ID.dicts(conn, {"b_id": i})}
-    rows = conn.execute(_BY_IDS, {"b_ids": ids}).all()
-    return {r.id: _row(r) for r in rows}
+    ids = list(dict.fromkeys(ids))
+    found: dict[str, dict[str, Any]] = {}
+    while ids:
+        chunk, ids = ids[:_IN_MAX], ids[_IN_MAX:]
+        size = _in_size(len(chunk))
+        # Padded with repeats of the last id to one of a few list sizes, so
+        # each size is one statement prepared once.
+        values = {f"b_{i}": chunk[min(i, len(chunk) - 1)] for i in range(size)}
+        for r in _by_ids(size).dicts(conn, values):
+            found[r["id"]] = r
+    return found
+
+
+_IN_MAX = 256
+
+
+def _in_size(n: int) -> int:
+    size = 1
+    while size < n:
+        size *= 2
+    return size
+
+
+@functools.cache
+def _by_ids(size: int) -> fast.Statement:
+    binds = [sa.bindparam(f"b_{i}") for i in range(size)]
+    return fast.Statement(sa.select(executions).where(executions.c.id.in_(binds)))
 
 
 UNSET: Any = object()  # "leave the result as it is"
@@ -208,7 +227,7 @@ def set_status_many(
         return []
     now = time.time()
     done = [_transition(row, status, result, extra, now) for row, status, result, extra in changes]
-    conn.execute(_SET_STATUS, bulk([params for _new, params in done]))
+    _SET_STATUS.many(conn, [params for _new, params in done])
     for new, _params in done:
         after_commit(conn, "event", ("st2.execution__update", new))
     workflows.notify_parents(

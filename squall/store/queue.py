@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from squall.store import fast
-from squall.store.db import after_commit, bulk
+from squall.store.db import after_commit
 from squall.store.tables import work
 
 
@@ -44,7 +44,7 @@ _INSERT = fast.Statement(
         "created_at",
     ],
 )
-_DELETE = work.delete().where(work.c.id == sa.bindparam("b_id"))
+_DELETE = fast.Statement(work.delete().where(work.c.id == sa.bindparam("b_id")))
 
 
 def _claim_statement(postgres: bool) -> Any:
@@ -72,7 +72,7 @@ def _claim_statement(postgres: bool) -> Any:
     )
 
 
-_CLAIM = {False: _claim_statement(False), True: _claim_statement(True)}
+_CLAIM = {pg: fast.Statement(_claim_statement(pg)) for pg in (False, True)}
 
 
 def _take_statement(postgres: bool) -> Any:
@@ -95,7 +95,7 @@ def _take_statement(postgres: bool) -> Any:
     )
 
 
-_TAKE = {False: _take_statement(False), True: _take_statement(True)}
+_TAKE = {pg: fast.Statement(_take_statement(pg)) for pg in (False, True)}
 
 
 def enqueue(
@@ -130,8 +130,8 @@ def claim(
     conn: Connection, topic: str, owner: str, *, limit: int, lease_seconds: float
 ) -> list[WorkItem]:
     now = time.time()
-    rows = conn.execute(
-        _CLAIM[conn.dialect.name == "postgresql"],
+    rows = _CLAIM[conn.dialect.name == "postgresql"].rows(
+        conn,
         {
             "b_topic": topic,
             "b_now": now,
@@ -139,7 +139,7 @@ def claim(
             "b_owner": owner,
             "b_expires": now + lease_seconds,
         },
-    ).all()
+    )
     return sorted((WorkItem(*r) for r in rows), key=lambda w: w.id)
 
 
@@ -147,10 +147,9 @@ def take(conn: Connection, topic: str, *, limit: int) -> list[WorkItem]:
     """Remove and return due items: for consumers that finish the work in the
     same transaction, so a crash before the commit leaves the items in place
     and no lease is needed."""
-    rows = conn.execute(
-        _TAKE[conn.dialect.name == "postgresql"],
-        {"b_topic": topic, "b_now": time.time(), "b_limit": limit},
-    ).all()
+    rows = _TAKE[conn.dialect.name == "postgresql"].rows(
+        conn, {"b_topic": topic, "b_now": time.time(), "b_limit": limit}
+    )
     return sorted((WorkItem(*r) for r in rows), key=lambda w: w.id)
 
 
@@ -203,12 +202,12 @@ def enqueue_each(conn: Connection, topic: str, items: list[tuple[str, Any]]) -> 
 
 
 def ack(conn: Connection, item_id: int) -> None:
-    conn.execute(_DELETE, {"b_id": item_id})
+    _DELETE.many(conn, [{"b_id": item_id}])
 
 
 def ack_many(conn: Connection, item_ids: list[int]) -> None:
     if item_ids:
-        conn.execute(_DELETE, bulk([{"b_id": i} for i in item_ids]))
+        _DELETE.many(conn, [{"b_id": i} for i in item_ids])
 
 
 def ack_ref(conn: Connection, topic: str, ref: str) -> None:

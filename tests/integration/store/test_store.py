@@ -37,6 +37,30 @@ def test_execution_create_enqueues_in_same_transaction(db: Database) -> None:
     assert [i.ref for i in items] == [row["id"]]
 
 
+@pytest.mark.parametrize("n", [1, 3, 5, 300])
+def test_get_many_finds_each_execution_once(db: Database, n: int) -> None:
+    def create(conn: sa.Connection) -> list[str]:
+        rows = [
+            exe_store.new_row(
+                action=ACTION,
+                parameters={"i": i},
+                context={},
+                user="u",
+                parent_id=None,
+                direct=True,
+            )
+            for i in range(n)
+        ]
+        exe_store.create_many(conn, rows)
+        return [r["id"] for r in rows]
+
+    ids = db.write_sync(create)
+    asked = [*ids, ids[0], "0" * 32]  # a repeat and an unknown id
+    found = db.read_sync(lambda c: exe_store.get_many(c, asked))
+    assert sorted(found) == sorted(ids)
+    assert [found[i]["parameters"] for i in ids] == [{"i": i} for i in range(n)]
+
+
 def test_failed_transaction_leaves_no_work(db: Database) -> None:
     def create_then_fail(c: sa.Connection) -> None:
         exe_store.create(c, action=ACTION, parameters={}, context={}, user="admin")
