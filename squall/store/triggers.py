@@ -11,6 +11,7 @@ from sqlalchemy.engine import Connection
 
 from squall.core import triggers as core_triggers
 from squall.errors import InvalidInput, NotFound
+from squall.store import fast
 from squall.store.db import after_commit, page, tx_cache
 from squall.store.ids import new_id
 from squall.store.tables import rules, trigger_instances, trigger_types, triggers
@@ -157,8 +158,10 @@ def webhook_triggers(conn: Connection, url: str) -> list[dict[str, Any]]:
     ]
 
 
-_LISTENED = sa.select(rules.c.ref).where(
-    rules.c.trigger_type == sa.bindparam("b_type"), rules.c.enabled.is_(True)
+_LISTENED = fast.Statement(
+    sa.select(rules.c.ref)
+    .where(rules.c.trigger_type == sa.bindparam("b_type"), rules.c.enabled.is_(True))
+    .limit(1)
 )
 
 
@@ -167,7 +170,7 @@ def listened(conn: Connection, type_ref: str) -> bool:
     cache = tx_cache(conn)
     key = ("listened", type_ref)
     if key not in cache:
-        cache[key] = conn.execute(_LISTENED.limit(1), {"b_type": type_ref}).first() is not None
+        cache[key] = bool(_LISTENED.rows(conn, {"b_type": type_ref}))
     return bool(cache[key])
 
 
