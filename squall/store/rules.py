@@ -13,7 +13,7 @@ from squall.core import timers
 from squall.core.rules import Window
 from squall.core.triggers import TIMER_TYPES
 from squall.errors import NotFound
-from squall.store import queue
+from squall.store import fast, queue
 from squall.store import triggers as trigger_store
 from squall.store.db import after_commit, page, tx_cache
 from squall.store.ids import new_id
@@ -136,12 +136,14 @@ def list_(
     return metas
 
 
-_GENERATION = sa.select(sa.func.count(), sa.func.max(rules.c.updated_at)).select_from(rules)
+_GENERATION = fast.Statement(
+    sa.select(sa.func.count(), sa.func.max(rules.c.updated_at)).select_from(rules)
+)
 
 
 def generation(conn: Connection) -> tuple[int, float]:
     """Changes whenever a rule is created, changed or deleted: a cache key."""
-    count, latest = conn.execute(_GENERATION).one()
+    ((count, latest),) = _GENERATION.rows(conn)
     return int(count), float(latest or 0.0)
 
 
@@ -173,13 +175,15 @@ def sync_timers(conn: Connection, now: float | None = None) -> None:
 # --------------------------------------------------------------------------
 # Enforcements
 
-_INSERT_ENFORCEMENT = rule_enforcements.insert()
+_INSERT_ENFORCEMENT = fast.Statement(
+    rule_enforcements.insert(), column_keys=[c.name for c in rule_enforcements.c]
+)
 
 
 def add_enforcements(conn: Connection, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
-    conn.execute(_INSERT_ENFORCEMENT, rows)
+    _INSERT_ENFORCEMENT.many(conn, rows)
     for r in rows:
         after_commit(conn, "event", ("st2.rule_enforcement__create", r))
 

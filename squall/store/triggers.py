@@ -177,7 +177,9 @@ def listened(conn: Connection, type_ref: str) -> bool:
 # --------------------------------------------------------------------------
 # Trigger instances
 
-_INSERT_INSTANCE = trigger_instances.insert()
+_INSERT_INSTANCE = fast.Statement(
+    trigger_instances.insert(), column_keys=[c.name for c in trigger_instances.c]
+)
 
 
 def create_instances(
@@ -203,7 +205,7 @@ def create_instances(
     ]
     if not rows:
         return rows
-    conn.execute(_INSERT_INSTANCE, rows)
+    _INSERT_INSTANCE.many(conn, rows)
     if status == PENDING:
         after_commit(conn, "wake", RULES)
     for r in rows:
@@ -233,14 +235,13 @@ def _pending_statement(postgres: bool) -> Any:
     return query.with_for_update(skip_locked=True) if postgres else query
 
 
-_PENDING = {False: _pending_statement(False), True: _pending_statement(True)}
+_PENDING = {pg: fast.Statement(_pending_statement(pg)) for pg in (False, True)}
 
 
 def take_pending(conn: Connection, limit: int) -> list[dict[str, Any]]:
     """The oldest pending instances, locked for this transaction (which must
     set their status before it commits)."""
-    rows = conn.execute(_PENDING[conn.dialect.name == "postgresql"], {"b_limit": limit}).all()
-    return [_row(r) for r in rows]
+    return _PENDING[conn.dialect.name == "postgresql"].dicts(conn, {"b_limit": limit})
 
 
 def get_instance(conn: Connection, instance_id: str) -> dict[str, Any]:
@@ -258,7 +259,7 @@ def get_instances(conn: Connection, ids: list[str]) -> dict[str, dict[str, Any]]
     return {r.id: _row(r) for r in rows}
 
 
-_SET_STATUS = (
+_SET_STATUS = fast.Statement(
     trigger_instances.update()
     .where(trigger_instances.c.id == sa.bindparam("b_id"))
     .values(status=sa.bindparam("b_status"))
@@ -267,7 +268,7 @@ _SET_STATUS = (
 
 def set_statuses(conn: Connection, statuses: dict[str, str]) -> None:
     if statuses:
-        conn.execute(_SET_STATUS, [{"b_id": i, "b_status": s} for i, s in statuses.items()])
+        _SET_STATUS.many(conn, [{"b_id": i, "b_status": s} for i, s in statuses.items()])
 
 
 def list_instances(
