@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from run import RawClient  # noqa: E402  (bench/run.py, a lean HTTP client)
+
 from tests.support.postgres import Cluster, free_port  # noqa: E402
 
 KEY = "bench-key-0123456789abcdef"

@@ -77,6 +77,8 @@ class Server:
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
+        self.proc.kill()  # not left running behind the failed test
+        self.proc.wait()
         raise RuntimeError(f"squall up did not become ready:\n{self.log.read_text()[-3000:]}")
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
