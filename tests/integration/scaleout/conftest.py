@@ -27,6 +27,7 @@ from tests.support.postgres import Cluster, free_port
 from tests.support.server import API_KEY, PASSWORD, ROOT
 
 METRICS_TOKEN = "metrics-token-0123456789"
+ROLLOUT_HOSTS = 12  # node-01 ... node-12 in the deployment's inventory
 FINAL = ("succeeded", "failed", "timeout", "canceled", "abandoned")
 
 
@@ -58,6 +59,20 @@ def make_pack(root: Path, marks: Path, sensor_file: Path) -> Path:
                 default: 'echo $ST2_ACTION_EXECUTION_ID >> {marks}; sleep 0.5'
             """,
         )
+    write(
+        pack / "actions" / "mark_host.yaml",
+        f"""
+        name: mark_host
+        runner_type: local-shell-cmd
+        idempotent: true
+        parameters:
+          host: {{type: string, required: true}}
+          cmd:
+            type: string
+            immutable: true
+            default: 'echo $ST2_ACTION_EXECUTION_ID >> {marks}; sleep 0.3'
+        """,
+    )
     write(
         pack / "policies" / "retry.yaml",
         """
@@ -148,6 +163,11 @@ class Deployment:
         self.marks = self.root / "marks.txt"
         self.sensor_file = self.root / "sensor.pid"
         self.packs = make_pack(self.root / "packs", self.marks, self.sensor_file)
+        # Hosts for a rollout whose per-host action runs locally (scale.mark_host).
+        self.inventory = self.root / "inventory.yaml"
+        write(
+            self.inventory, f"hosts:\n  node-[01:{ROLLOUT_HOSTS:02d}]:\n    facts: {{role: node}}\n"
+        )
         self.port = free_port()
         self.api_url = f"http://127.0.0.1:{self.port}"
         self.env = {
@@ -164,6 +184,7 @@ class Deployment:
             "SQUALL_WORKER_CONCURRENCY": "4",
             "SQUALL_LOG_FORMAT": "json",
             "SQUALL_METRICS_TOKEN": METRICS_TOKEN,
+            "SQUALL_INVENTORY": str(self.inventory),
         }
         self.env.pop("SQUALL_CONFIG", None)
         self.procs: dict[str, subprocess.Popen[bytes]] = {}

@@ -13,7 +13,23 @@ import httpx
 import orjson
 import pytest
 
-from tests.integration.scaleout.conftest import Deployment, StreamReader, wait_final
+from squall.store.rollouts import FINAL_ROLLOUT
+from tests.integration.scaleout.conftest import (
+    ROLLOUT_HOSTS,
+    Deployment,
+    StreamReader,
+    wait_final,
+)
+
+
+def wait_rollout(client: httpx.Client, rollout_id: str, timeout: float) -> dict:
+    deadline = time.time() + timeout
+    while True:
+        view = client.get(f"/api/v1/rollouts/{rollout_id}").json()
+        if view["status"] in FINAL_ROLLOUT or time.time() > deadline:
+            return dict(view)
+        time.sleep(0.3)
+
 
 pytestmark = pytest.mark.postgres
 
@@ -48,6 +64,16 @@ def test_killing_workers_loses_nothing_and_runs_nothing_twice(deployment: Deploy
             ids_of_kind.append(c.post("/api/v1/executions", json={"action": action}).json()["id"])
         for _ in range(4):
             flows.append(c.post("/api/v1/executions", json={"action": "scale.flow"}).json()["id"])
+        spec = {
+            "name": "chaos",
+            "target": "role=node",
+            "action": "scale.mark_host",
+            "batches": [1, "25%", "100%"],
+            "concurrency": 2,
+        }
+        answer = c.post("/api/v1/rollouts", json={"spec": spec})
+        assert answer.status_code == 201, answer.text
+        rollout = answer.json()["id"]
         ids = plain + idem + retried + flows
         killer.join(60)
         kills = len(killed)
@@ -67,6 +93,7 @@ def test_killing_workers_loses_nothing_and_runs_nothing_twice(deployment: Deploy
                 eid = retries[eid]
             ends.append(eid)
         ended = wait_final(c, ends, timeout=60)
+        view = wait_rollout(c, rollout, timeout=90)
     runs = Counter(deployment.marks.read_text().split())
     statuses = Counter(done[i]["status"] for i in plain)
     # Nothing lost: every execution ended. A non-idempotent action ran at
@@ -92,6 +119,13 @@ def test_killing_workers_loses_nothing_and_runs_nothing_twice(deployment: Deploy
     assert all(r["status"] == "succeeded" for r in flow_rows), [
         (r["status"], r.get("result")) for r in flow_rows
     ]
+    # The rollout went on through the kills: every host done, its per-host
+    # executions (idempotent) run again where a worker died under them.
+    assert view["status"] == "succeeded", view
+    hosts = {h["name"]: h for b in view["batches"] for h in b["hosts"]}
+    assert len(hosts) == ROLLOUT_HOSTS
+    assert {h["status"] for h in hosts.values()} == {"succeeded"}, hosts
+    assert all(runs[h["execution"]] >= 1 for h in hosts.values())
     assert kills == 2
     # The workers' JSON logs name the executions they resolved.
     lines = [

@@ -59,11 +59,12 @@ def browser() -> Iterator[Any]:
         yield browser
         browser.close()
     finally:
-        # Stopping waits for Playwright's driver process to exit, and once in a
-        # few hundred runs on a loaded machine it never did: kill it after a
-        # grace period rather than hang the suite.
+        # Stopping waits until the pipe from Playwright's driver closes, and
+        # once in a few hundred runs on a loaded machine it never did: after a
+        # grace period the driver and everything it started (the browser's
+        # processes hold the pipe too) are killed rather than hang the suite.
         driver = driver_pid(manager)
-        watchdog = threading.Timer(20, kill_quietly, args=(driver,))
+        watchdog = threading.Timer(10, kill_tree, args=(driver,))
         watchdog.start()
         try:
             pw.stop()
@@ -76,10 +77,23 @@ def driver_pid(manager: Any) -> int | None:
     return getattr(proc, "pid", None)
 
 
-def kill_quietly(pid: int | None) -> None:
-    if pid is not None:
+def kill_tree(pid: int | None) -> None:
+    """SIGKILL ``pid`` and its descendants (found through /proc)."""
+    if pid is None:
+        return
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    doomed, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        doomed.append(current)
+        todo.extend(children.get(current, []))
+    for victim in doomed:
         with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+            os.kill(victim, signal.SIGKILL)
 
 
 @pytest.fixture(scope="module")
