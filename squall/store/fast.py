@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.sql import ClauseElement
 
@@ -120,13 +121,16 @@ class Statement:
         """Run the statement with ``values`` and return its rows (tuples in
         the order of :meth:`columns`)."""
         p = self._prepare(conn.dialect)
+        params = self._params(p, values or {})
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
-            cursor.execute(p.sql, self._params(p, values or {}))
+            cursor.execute(p.sql, params)
             if not p.columns:
                 return []
             results = self._processors(conn.dialect, p, cursor.description)
             return self._convert(results, cursor.fetchall())
+        except conn.dialect.loaded_dbapi.Error as exc:
+            raise _wrapped(conn, cursor, p.sql, params, exc) from exc
         finally:
             cursor.close()
 
@@ -141,14 +145,37 @@ class Statement:
         if not values:
             return
         p = self._prepare(conn.dialect)
+        params = [self._params(p, v) for v in values]
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
-            if len(values) == 1:
-                cursor.execute(p.sql, self._params(p, values[0]))
+            if len(params) == 1:
+                cursor.execute(p.sql, params[0])
             else:
-                cursor.executemany(p.sql, [self._params(p, v) for v in values])
+                cursor.executemany(p.sql, params)
+        except conn.dialect.loaded_dbapi.Error as exc:
+            raise _wrapped(conn, cursor, p.sql, params, exc) from exc
         finally:
             cursor.close()
 
     def columns(self, conn: Connection) -> tuple[str, ...]:
         return self._prepare(conn.dialect).columns
+
+
+def _wrapped(conn: Connection, cursor: Any, sql: str, params: Any, exc: Exception) -> Exception:
+    """The driver's error as SQLAlchemy would have raised it (an
+    ``IntegrityError``, an ``OperationalError``...), so it is translated the
+    same way; a lost connection is invalidated, so the next transaction
+    reconnects rather than reusing it."""
+    dialect = conn.dialect
+    lost = dialect.is_disconnect(exc, conn.connection.dbapi_connection, cursor)  # type: ignore[arg-type]
+    if lost:
+        conn.invalidate(exc)
+    return sa_exc.DBAPIError.instance(
+        sql,
+        params,
+        exc,
+        dialect.loaded_dbapi.Error,
+        hide_parameters=True,
+        connection_invalidated=lost,
+        dialect=dialect,
+    )

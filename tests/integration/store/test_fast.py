@@ -8,6 +8,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from squall.errors import Conflict, SquallError
 from squall.store import fast
 from squall.store.db import Database
 from squall.store.tables import kv, work
@@ -124,3 +125,18 @@ def test_missing_parameters_and_expanding_ones_are_refused(db: Database) -> None
     )
     with pytest.raises(TypeError, match="expanding"):
         db.read_sync(lambda conn: expanding.rows(conn, {"b_refs": ["a"]}))
+
+
+def test_driver_errors_come_as_sqlalchemy_errors(db: Database) -> None:
+    # Wrapped as SQLAlchemy wraps them, Database translates them into the
+    # errors users see: a Conflict here, not a driver's traceback.
+    unique = fast.Statement(
+        kv.insert(), column_keys=["scope", "owner", "name", "value", "secret", "updated_at"]
+    )
+    row = {"scope": "system", "owner": "", "name": "k", "value": "v", "secret": False}
+    db.write_sync(lambda conn: unique.many(conn, [{**row, "updated_at": 1.0}]))
+    with pytest.raises(Conflict, match="conflicts with what is stored"):
+        db.write_sync(lambda conn: unique.many(conn, [{**row, "updated_at": 2.0}]))
+    bad = fast.Statement(sa.select(sa.literal_column("no_such_column")).select_from(kv))
+    with pytest.raises(SquallError):  # as SQLAlchemy would classify it for that driver
+        db.read_sync(bad.rows)
