@@ -208,6 +208,7 @@ class Follower:
         self.client = client
         self.show_output = show_output
         self.printed = dict.fromkeys(STREAMS, 0)
+        self._shown: dict[str, list[str]] = {name: [] for name in STREAMS}
         self._queue: queue.Queue[_Message] = queue.Queue()
         # Messages taken off the queue by a catch-up, to be handled first.
         self._backlog: deque[_Message] = deque()
@@ -370,7 +371,7 @@ class Follower:
                 break
         for name in STREAMS:
             text = stored[name]
-            self._write(name, text[self.printed[name] :])
+            self._write(name, self._unshown(name, text))
             chunks = [
                 m
                 for m in pending
@@ -403,9 +404,26 @@ class Follower:
         if not self.show_output:
             return
         for name in STREAMS:
-            text = self.client.output(execution_id, name)
-            if len(text) > self.printed[name]:
-                self._write(name, text[self.printed[name] :])
+            self._write(name, self._unshown(name, self.client.output(execution_id, name)))
+
+    def _unshown(self, name: str, stored: str) -> str:
+        """What of the stored output ``stored`` has not been shown yet.
+
+        Usually the stored output starts with what was shown live. Lines of
+        several hosts can be stored in another order than they were
+        published; then the stored lines not shown yet (as many of each as
+        are missing) are the rest, in their stored order."""
+        shown = "".join(self._shown[name])
+        if stored.startswith(shown):
+            return stored[len(shown) :]
+        missing = Counter(stored.splitlines(keepends=True))
+        missing.subtract(shown.splitlines(keepends=True))
+        rest = []
+        for line in stored.splitlines(keepends=True):
+            if missing[line] > 0:
+                missing[line] -= 1
+                rest.append(line)
+        return "".join(rest)
 
     def _wait(self, current: dict[str, Any], seconds: float) -> None:
         end = time.monotonic() + seconds
@@ -420,6 +438,7 @@ class Follower:
             return
         name = "stderr" if output_type == "stderr" else "stdout"
         self.printed[name] += len(data)
+        self._shown[name].append(data)
         self._last_activity = time.monotonic()
         if not self.show_output:
             return
