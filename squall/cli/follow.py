@@ -207,7 +207,6 @@ class Follower:
     def __init__(self, client: Client, *, show_output: bool = True, spinner: bool = True) -> None:
         self.client = client
         self.show_output = show_output
-        self.printed = dict.fromkeys(STREAMS, 0)
         self._shown: dict[str, list[str]] = {name: [] for name in STREAMS}
         self._queue: queue.Queue[_Message] = queue.Queue()
         # Messages taken off the queue by a catch-up, to be handled first.
@@ -221,6 +220,11 @@ class Follower:
         self._progress: Text | None = None
 
     # -- public -------------------------------------------------------------------
+
+    @property
+    def printed(self) -> dict[str, int]:
+        """How many characters of each stream were shown."""
+        return {name: sum(map(len, chunks)) for name, chunks in self._shown.items()}
 
     def prepare(self) -> None:
         """Subscribe to every execution's events before one is started, so that
@@ -437,7 +441,6 @@ class Follower:
         if not data:
             return
         name = "stderr" if output_type == "stderr" else "stdout"
-        self.printed[name] += len(data)
         self._shown[name].append(data)
         self._last_activity = time.monotonic()
         if not self.show_output:

@@ -653,24 +653,9 @@ def mask_secrets(params: Mapping[str, Any], schema: Schema, mask: str = MASK) ->
     return result
 
 
-def _may_hold_secret(meta: Any) -> bool:
-    """Whether a value under this schema can hold a secret anywhere inside."""
-    if not isinstance(meta, Mapping):
-        return False
-    if meta.get("secret") is True:
-        return True
-    properties = meta.get("properties")
-    if isinstance(properties, Mapping) and any(_may_hold_secret(m) for m in properties.values()):
-        return True
-    items = meta.get("items")
-    if isinstance(items, list):
-        return any(_may_hold_secret(m) for m in items)
-    return _may_hold_secret(items) or _may_hold_secret(meta.get("additionalProperties"))
-
-
 def _secret_leaves(value: Any, meta: Any, inside_secret: bool, out: list[str]) -> None:
     secret = inside_secret or (isinstance(meta, Mapping) and meta.get("secret") is True)
-    if not secret and not _may_hold_secret(meta):
+    if not secret and not _has_secret(meta):
         return  # a large list of plain items is not walked (with-items inputs)
     meta = meta if isinstance(meta, Mapping) else {}
     if isinstance(value, Mapping):

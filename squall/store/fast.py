@@ -82,19 +82,12 @@ class Statement:
     def _params(self, p: _Prepared, values: Mapping[str, Any]) -> Any:
         merged = {**p.fixed, **values} if p.fixed else values
         binds = p.binds
-        if p.positional:
-            out = []
-            for name in p.names:
-                value = merged[name]
-                fn = binds.get(name)
-                out.append(fn(value) if fn is not None else value)
-            return out
-        converted = {}
+        out = []
         for name in p.names:
             value = merged[name]
             fn = binds.get(name)
-            converted[name] = fn(value) if fn is not None else value
-        return converted
+            out.append(fn(value) if fn is not None else value)
+        return out if p.positional else dict(zip(p.names, out, strict=True))
 
     def _processors(
         self, dialect: Dialect, p: _Prepared, description: Any

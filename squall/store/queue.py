@@ -98,6 +98,31 @@ def _take_statement(postgres: bool) -> Any:
 _TAKE = {pg: fast.Statement(_take_statement(pg)) for pg in (False, True)}
 
 
+def _insert(
+    conn: Connection, topic: str, items: list[tuple[str, Any]], *, delay: float, at: float | None
+) -> None:
+    """Queue ``(ref, payload)`` items in one statement and wake the topic's consumers."""
+    now = time.time()
+    available = at if at is not None else now + delay
+    _INSERT.many(
+        conn,
+        [
+            {
+                "topic": topic,
+                "ref": ref,
+                "payload": payload,
+                "available_at": available,
+                "lease_owner": None,
+                "lease_expires": None,
+                "attempts": 0,
+                "created_at": now,
+            }
+            for ref, payload in items
+        ],
+    )
+    after_commit(conn, "wake", topic)
+
+
 def enqueue(
     conn: Connection,
     topic: str,
@@ -107,23 +132,7 @@ def enqueue(
     delay: float = 0.0,
     at: float | None = None,
 ) -> None:
-    now = time.time()
-    _INSERT.many(
-        conn,
-        [
-            {
-                "topic": topic,
-                "ref": ref,
-                "payload": payload,
-                "available_at": at if at is not None else now + delay,
-                "lease_owner": None,
-                "lease_expires": None,
-                "attempts": 0,
-                "created_at": now,
-            }
-        ],
-    )
-    after_commit(conn, "wake", topic)
+    _insert(conn, topic, [(ref, payload)], delay=delay, at=at)
 
 
 def claim(
@@ -154,51 +163,15 @@ def take(conn: Connection, topic: str, *, limit: int) -> list[WorkItem]:
 
 
 def enqueue_many(conn: Connection, topic: str, refs: list[str], *, delay: float = 0.0) -> None:
-    if not refs:
-        return
-    now = time.time()
-    _INSERT.many(
-        conn,
-        [
-            {
-                "topic": topic,
-                "ref": ref,
-                "payload": None,
-                "available_at": now + delay,
-                "lease_owner": None,
-                "lease_expires": None,
-                "attempts": 0,
-                "created_at": now,
-            }
-            for ref in refs
-        ],
-    )
-    after_commit(conn, "wake", topic)
+    if refs:
+        _insert(conn, topic, [(ref, None) for ref in refs], delay=delay, at=None)
 
 
 def enqueue_each(conn: Connection, topic: str, items: list[tuple[str, Any]]) -> None:
     """Queue one item per ``(ref, payload)``, in this order, in one statement
     (what as many :func:`enqueue` calls would do)."""
-    if not items:
-        return
-    now = time.time()
-    _INSERT.many(
-        conn,
-        [
-            {
-                "topic": topic,
-                "ref": ref,
-                "payload": payload,
-                "available_at": now,
-                "lease_owner": None,
-                "lease_expires": None,
-                "attempts": 0,
-                "created_at": now,
-            }
-            for ref, payload in items
-        ],
-    )
-    after_commit(conn, "wake", topic)
+    if items:
+        _insert(conn, topic, items, delay=0.0, at=None)
 
 
 def ack(conn: Connection, item_id: int) -> None:
