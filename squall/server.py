@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import functools
+import gc
 import json
 import logging
 import os
@@ -225,8 +226,18 @@ async def start_system(settings: Settings, *, register_packs: bool = True) -> Sy
     system.tasks = [
         asyncio.create_task(supervise(name, run), name=name) for name, run in tasks.items()
     ]
+    settle_heap()
     system.ready = True
     return system
+
+
+def settle_heap() -> None:
+    """Leave what start-up built (modules, packs, compiled statements) out of
+    Python's cycle collector from now on. Otherwise every full collection
+    walks those hundreds of thousands of objects again: 100-150 ms with
+    everything stopped, which was most of the slowest webhook answers."""
+    gc.collect()
+    gc.freeze()
 
 
 async def supervise(name: str, run: Callable[[], Awaitable[None]]) -> None:

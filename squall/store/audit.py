@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection
 
 from squall import masks
 from squall.core import audit as chain
+from squall.errors import Conflict
 from squall.store import fast
 from squall.store.tables import audit
 
@@ -60,38 +61,48 @@ def record(
     )
 
 
-def seal(conn: Connection, *, limit: int = 5000) -> int:
-    """Chain the records not sealed yet, oldest first; how many were sealed.
-    One sealer at a time: on PostgreSQL others skip this round."""
+def seal(conn: Connection, limit: int = 5000) -> int:
+    """Chain the next ``limit`` records not sealed yet, oldest first; how
+    many were sealed. One sealer at a time: on PostgreSQL others skip this
+    round."""
     if conn.dialect.name == "postgresql":
         got = conn.execute(sa.select(sa.func.pg_try_advisory_xact_lock(_SEAL_LOCK))).scalar()
         if not got:
             return 0
-    pending = conn.execute(
-        sa.select(audit).where(audit.c.hash.is_(None)).order_by(audit.c.seq).limit(limit)
-    ).all()
+    pending = _UNSEALED.rows(conn, {"limit": limit})
     if not pending:
         return 0
-    head = conn.execute(
-        sa.select(audit.c.position, audit.c.hash)
-        .where(audit.c.position.is_not(None))
-        .order_by(audit.c.position.desc())
-        .limit(1)
-    ).first()
-    position, prev_hash = (int(head.position), head.hash) if head else (0, chain.GENESIS)
-    sealed_rows = []
+    head = _HEAD.rows(conn, {})
+    position, prev_hash = (int(head[0][0]), head[0][1]) if head else (0, chain.GENESIS)
+    names = _UNSEALED.columns(conn)
+    seals = []
     for row in pending:
         position += 1
-        prev_hash = chain.seal(prev_hash, position, row._mapping)
-        sealed_rows.append({"k_seq": row.seq, "v_position": position, "v_hash": prev_hash})
-    # One statement for the lot: a busy minute seals thousands of records.
-    conn.execute(
-        audit.update()
-        .where(audit.c.seq == sa.bindparam("k_seq"))
-        .values(position=sa.bindparam("v_position"), hash=sa.bindparam("v_hash")),
-        sealed_rows,
-    )
-    return len(pending)
+        prev_hash = chain.seal(prev_hash, position, dict(zip(names, row, strict=True)))
+        seals.append({"k_seq": row[0], "v_position": position, "v_hash": prev_hash})
+    # ``hash IS NULL``: a record is sealed once, and the row count proves it.
+    if _SEAL.many(conn, seals) != len(seals):
+        raise Conflict("audit records were sealed by another sealer meanwhile; retrying")
+    return len(seals)
+
+
+_UNSEALED = fast.Statement(
+    sa.select(*(audit.c[name] for name in chain.FIELDS))
+    .where(audit.c.hash.is_(None))
+    .order_by(audit.c.seq)
+    .limit(sa.bindparam("limit"))
+)
+_HEAD = fast.Statement(
+    sa.select(audit.c.position, audit.c.hash)
+    .where(audit.c.position.is_not(None))
+    .order_by(audit.c.position.desc())
+    .limit(1)
+)
+_SEAL = fast.Statement(
+    audit.update()
+    .where(audit.c.seq == sa.bindparam("k_seq"), audit.c.hash.is_(None))
+    .values(position=sa.bindparam("v_position"), hash=sa.bindparam("v_hash"))
+)
 
 
 def _filtered(query: Any, filters: dict[str, Any]) -> Any:

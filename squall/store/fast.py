@@ -133,10 +133,11 @@ class Statement:
         names = self.columns(conn)
         return [dict(zip(names, r, strict=True)) for r in self.rows(conn, values)]
 
-    def many(self, conn: Connection, values: Sequence[Mapping[str, Any]]) -> None:
-        """Run the statement once per set of values (no rows returned)."""
+    def many(self, conn: Connection, values: Sequence[Mapping[str, Any]]) -> int:
+        """Run the statement once per set of values (no rows returned); the
+        number of rows it changed."""
         if not values:
-            return
+            return 0
         p = self._prepare(conn.dialect)
         params = [self._params(p, v) for v in values]
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
@@ -145,6 +146,7 @@ class Statement:
                 cursor.execute(p.sql, params[0])
             else:
                 cursor.executemany(p.sql, params)
+            return int(cursor.rowcount)
         except conn.dialect.loaded_dbapi.Error as exc:
             raise _wrapped(conn, cursor, p.sql, params, exc) from exc
         finally:

@@ -3,9 +3,12 @@ database, sealed into a hash chain, tampering found."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 import sqlalchemy as sa
 
+from squall.services import audit as sealer
 from squall.store import audit, migrate
 from squall.store.db import Database
 from squall.store.tables import audit as audit_table
@@ -38,6 +41,16 @@ def test_records_are_sealed_into_a_chain_that_verifies(db: Database) -> None:
     rows, total = db.read_sync(lambda c: audit.query(c, {"actor": "bob"}, limit=2))
     assert total == 3 and [r["actor"] for r in rows] == ["bob", "bob"]
     assert rows[0]["seq"] > rows[1]["seq"]  # newest first
+
+
+def test_the_sealer_seals_a_backlog_in_short_turns(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sealer, "TURN", 2)
+    write(db, 5)
+    assert asyncio.run(sealer.AuditSealer(db).seal_round()) == 5
+    result = db.read_sync(audit.verify)
+    assert result["ok"] and result["records"] == 5 and result["unsealed"] == 0
 
 
 def test_the_database_refuses_to_change_or_delete_a_record(db: Database) -> None:
