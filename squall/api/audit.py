@@ -32,6 +32,10 @@ CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # when they succeed).
 SELF_RECORDED = ("/auth/v1/tokens",)
 SELF_RECORDED_PREFIXES = ("/api/v1/users", "/api/v1/apikeys", "/api/v1/rbac/assignments")
+# An execution requested is recorded (who, what, from where) in the
+# transaction that requests it; a second record of the call would only add
+# its status, at the cost of another write on the busiest route.
+RECORDED_BY_RESULT = frozenset({("POST", "/api/v1/executions")})
 
 
 def record_view(row: dict[str, Any]) -> dict[str, Any]:
@@ -167,7 +171,9 @@ class AuditCalls:
         changing = method in CHANGING and not path.startswith(OWN_AUTH_PREFIXES)
         if path in SELF_RECORDED or not (changing or status in (401, 403)):
             return
-        if status < 400 and path.startswith(SELF_RECORDED_PREFIXES):
+        if status < 400 and (
+            path.startswith(SELF_RECORDED_PREFIXES) or (method, path) in RECORDED_BY_RESULT
+        ):
             return
         if status == 401 and not changing:
             return  # a GET without credentials changes nothing: not worth a record each

@@ -127,6 +127,7 @@ async def create_execution(request: Request) -> JSON:
             keyring=sys.keyring,
             context=context,
             delay=delay_ms / 1000.0,
+            source=request.client.host if request.client else None,
         )
     )
     return JSON(execution_view(row), status_code=201)

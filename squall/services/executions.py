@@ -183,13 +183,15 @@ def request(
     defer: list[dict[str, Any]] | None = None,
     render: bool = True,
     inherited_secrets: list[str] | None = None,
+    source: str | None = None,
 ) -> dict[str, Any]:
     """Check and record a new execution of ``action_ref``.
 
     With ``defer``, the row is appended to it instead of being inserted: the
     caller inserts a batch at once with ``exe_store.create_many`` (only
     without ``delay``). ``inherited_secrets`` are the secret values of the
-    workflow starting it (:func:`execution_secrets` of its execution)."""
+    workflow starting it (:func:`execution_secrets` of its execution).
+    ``source``: the client address of an API call, for the audit record."""
     action = content.get_action(conn, action_ref)
     if inherited_secrets:
         action = {**action, INHERITED_SECRETS: inherited_secrets}
@@ -224,7 +226,7 @@ def request(
             delay=delay,
             schedule=held,
         )
-    _audit(conn, row, action)
+    _audit(conn, row, action, source)
     return row
 
 
@@ -235,7 +237,9 @@ def masked_parameters(parameters: dict[str, Any], action: dict[str, Any]) -> dic
     return dict(masks.masker(execution_secrets(parameters, action)).data(masked))
 
 
-def _audit(conn: Connection, row: dict[str, Any], action: dict[str, Any]) -> None:
+def _audit(
+    conn: Connection, row: dict[str, Any], action: dict[str, Any], source: str | None = None
+) -> None:
     """Who (or which rule, workflow, rollout) started an execution, with what."""
     ctx = row["context"] or {}
     rule = (ctx.get("rule") or {}).get("ref")
@@ -256,6 +260,7 @@ def _audit(conn: Connection, row: dict[str, Any], action: dict[str, Any]) -> Non
         kind="execution",
         action=f"run {action['ref']}",
         target=row["id"],
+        source=source,
         details=details,
     )
 

@@ -52,7 +52,10 @@ def test_changes_executions_and_sign_ins_are_recorded(client: httpx.Client, serv
     assert change["outcome"] == "ok" and change["source"] == "127.0.0.1"
 
     run = records(client, kind="execution", target=execution)
-    assert len(run) == 1 and run[0]["actor"] == "admin"
+    assert len(run) == 1 and run[0]["actor"] == "admin" and run[0]["source"] == "127.0.0.1"
+    # That record is the call's: no second one of kind api.
+    calls = records(client, kind="api", search="POST /api/v1/executions")
+    assert not [r for r in calls if r["seq"] > change["seq"]]
     assert run[0]["details"]["action"] == "tpack.secret_echo"
     assert run[0]["details"]["parameters"]["token"] == "********"
 
