@@ -28,6 +28,7 @@ _SEAL_LOCK = 0x5371_A0D1
 _INSERT = fast.Statement(
     audit.insert(),
     column_keys=["at", "actor", "kind", "action", "target", "outcome", "source", "details"],
+    deferrable=True,
 )
 
 

@@ -34,6 +34,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 from squall.errors import Conflict, SquallError, StoreUnavailable
+from squall.store import fast
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +150,7 @@ class Database:
                 **common,
             )
             self.write_engine = self.engine
+            event.listen(self.engine, "before_cursor_execute", fast.flush_before_execute)
         self._readers = ThreadPoolExecutor(readers, thread_name_prefix="db-read")
         # One writer thread per process, on both databases: the transactions
         # waiting when it is free commit together (group commit). SQLite has
@@ -263,15 +265,20 @@ class Database:
         _new_transaction(conn)
         results: list[Any] = []
         tx = conn.begin()
+        if not self.is_sqlite:
+            fast.defer(conn)  # a round trip per statement is what the writer waits on
         try:
             for fn, args, _loop, _fut in batch:
                 results.append(fn(conn, *args))
+            fast.flush(conn)
+            fast.discard(conn)
             effects = conn.info.get("squall_effects")
             if effects and self.publisher is not None:
                 # Sent inside the transaction: delivered only if it commits.
                 self.publisher(conn, effects)
             tx.commit()
         except Exception as exc:
+            fast.discard(conn)
             tx.rollback()
             _new_transaction(conn)
             if len(batch) == 1:

@@ -29,7 +29,9 @@ def _row(r: Any) -> dict[str, Any]:
 
 # Hot statements are built once with bound parameters: building a statement
 # with literal values costs more than running it.
-_INSERT = fast.Statement(executions.insert(), column_keys=[c.name for c in executions.c])
+_INSERT = fast.Statement(
+    executions.insert(), column_keys=[c.name for c in executions.c], deferrable=True
+)
 _BY_ID = fast.Statement(sa.select(executions).where(executions.c.id == sa.bindparam("b_id")))
 _SET_STATUS = fast.Statement(
     executions.update()

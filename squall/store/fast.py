@@ -13,6 +13,14 @@ The statements stay SQLAlchemy constructs, so SQL is still written once for
 both databases; the call runs inside the connection's current transaction,
 like ``conn.execute``. Not supported: expanding ``IN`` parameters, and
 column defaults an INSERT would fill in (give every column).
+
+On PostgreSQL each statement is a round trip, and the writer's transaction
+waits for each in turn. INSERTs marked ``deferrable`` (new rows nobody
+expects to conflict: executions, queue entries, audit records, trigger
+instances, enforcements) are therefore held back while :func:`defer` is in
+force and sent together, in one round trip, just before the next other
+statement on the connection or the commit (:func:`flush`). An error in one
+of them surfaces there, still inside the transaction.
 """
 
 from __future__ import annotations
@@ -42,11 +50,18 @@ class _Prepared:
 class Statement:
     """A statement prepared per dialect; see the module's description."""
 
-    __slots__ = ("_prepared", "_results", "column_keys", "stmt")
+    __slots__ = ("_prepared", "_results", "column_keys", "deferrable", "stmt")
 
-    def __init__(self, stmt: ClauseElement, *, column_keys: Sequence[str] | None = None) -> None:
+    def __init__(
+        self,
+        stmt: ClauseElement,
+        *,
+        column_keys: Sequence[str] | None = None,
+        deferrable: bool = False,
+    ) -> None:
         self.stmt = stmt
         self.column_keys = list(column_keys) if column_keys is not None else None
+        self.deferrable = deferrable
         self._prepared: dict[str, _Prepared] = {}
         self._results: dict[str, tuple[Callable[[Any], Any] | None, ...]] = {}
 
@@ -115,6 +130,7 @@ class Statement:
         the order of :meth:`columns`)."""
         p = self._prepare(conn.dialect)
         params = self._params(p, values or {})
+        flush(conn)
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
             cursor.execute(p.sql, params)
@@ -140,6 +156,12 @@ class Statement:
             return 0
         p = self._prepare(conn.dialect)
         params = [self._params(p, v) for v in values]
+        if self.deferrable:
+            held = conn.info.get(_DEFERRED)
+            if held is not None:
+                held.append((p.sql, params))
+                return len(params)
+        flush(conn)
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
             if len(params) == 1:
@@ -154,6 +176,45 @@ class Statement:
 
     def columns(self, conn: Connection) -> tuple[str, ...]:
         return self._prepare(conn.dialect).columns
+
+
+_DEFERRED = "squall_deferred"
+
+
+def defer(conn: Connection) -> None:
+    """Hold deferrable INSERTs back until :func:`flush` (see the module)."""
+    conn.info[_DEFERRED] = []
+
+
+def discard(conn: Connection) -> None:
+    """Stop deferring, dropping what is held (the transaction rolled back)."""
+    conn.info.pop(_DEFERRED, None)
+
+
+def flush(conn: Connection) -> None:
+    """Send the INSERTs held back, in one round trip."""
+    held = conn.info.get(_DEFERRED)
+    if not held:
+        return
+    conn.info[_DEFERRED] = []
+    dbapi_conn: Any = conn.connection.dbapi_connection
+    cursor = dbapi_conn.cursor()
+    sql, params = held[0]
+    try:
+        with dbapi_conn.pipeline():
+            for sql, params in held:
+                cursor.executemany(sql, params)
+    except conn.dialect.loaded_dbapi.Error as exc:
+        raise _wrapped(conn, cursor, sql, params, exc) from exc
+    finally:
+        cursor.close()
+
+
+def flush_before_execute(conn: Connection, *_args: Any) -> None:
+    """For SQLAlchemy's ``before_cursor_execute`` event: any other statement
+    sees the rows held back."""
+    if conn.info.get(_DEFERRED):
+        flush(conn)
 
 
 def _wrapped(conn: Connection, cursor: Any, sql: str, params: Any, exc: Exception) -> Exception:

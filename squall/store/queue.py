@@ -43,6 +43,7 @@ _INSERT = fast.Statement(
         "attempts",
         "created_at",
     ],
+    deferrable=True,
 )
 _DELETE = fast.Statement(work.delete().where(work.c.id == sa.bindparam("b_id")))
 

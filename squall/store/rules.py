@@ -176,7 +176,9 @@ def sync_timers(conn: Connection, now: float | None = None) -> None:
 # Enforcements
 
 _INSERT_ENFORCEMENT = fast.Statement(
-    rule_enforcements.insert(), column_keys=[c.name for c in rule_enforcements.c]
+    rule_enforcements.insert(),
+    column_keys=[c.name for c in rule_enforcements.c],
+    deferrable=True,
 )
 
 

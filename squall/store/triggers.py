@@ -178,7 +178,9 @@ def listened(conn: Connection, type_ref: str) -> bool:
 # Trigger instances
 
 _INSERT_INSTANCE = fast.Statement(
-    trigger_instances.insert(), column_keys=[c.name for c in trigger_instances.c]
+    trigger_instances.insert(),
+    column_keys=[c.name for c in trigger_instances.c],
+    deferrable=True,
 )
 
 

@@ -140,3 +140,44 @@ def test_driver_errors_come_as_sqlalchemy_errors(db: Database) -> None:
     bad = fast.Statement(sa.select(sa.literal_column("no_such_column")).select_from(kv))
     with pytest.raises(SquallError):  # as SQLAlchemy would classify it for that driver
         db.read_sync(bad.rows)
+
+
+_HELD = fast.Statement(work.insert(), column_keys=[*_COLUMNS, "created_at"], deferrable=True)
+
+
+def test_deferred_inserts_are_seen_by_the_statements_after_them(db: Database) -> None:
+    held_back: list[int] = []
+
+    def write(conn: Connection) -> list[Any]:
+        _HELD.many(conn, [_item("held-1", {"n": 1}), _item("held-2", None)])
+        held_back.append(len(conn.info.get("squall_deferred") or []))
+        seen = conn.execute(sa.select(work.c.ref).where(work.c.ref.like("held-%"))).all()
+        _HELD.many(conn, [_item("held-3", [3])])
+        return [*(r.ref for r in seen), *(r[0] for r in _BY_REF.rows(conn, {"b_ref": "held-3"}))]
+
+    assert db.write_sync(write) == ["held-1", "held-2", "held-3"]
+    # Held back only on PostgreSQL, where each statement is a round trip.
+    assert held_back == [1 if db.dialect == "postgresql" else 0]
+    assert db.read_sync(lambda conn: _BY_REF.rows(conn, {"b_ref": "held-2"})) == [
+        ("held-2", None, 0)
+    ]
+
+
+def test_an_error_in_a_deferred_insert_fails_its_transaction(db: Database) -> None:
+    unique = fast.Statement(
+        kv.insert(),
+        column_keys=["scope", "owner", "name", "value", "secret", "updated_at"],
+        deferrable=True,
+    )
+    row = {"scope": "system", "owner": "", "name": "d", "value": "v", "secret": False}
+    db.write_sync(lambda conn: unique.many(conn, [{**row, "updated_at": 1.0}]))
+
+    def write(conn: Connection) -> None:
+        _HELD.many(conn, [_item("not-kept", None)])
+        unique.many(conn, [{**row, "updated_at": 2.0}])  # the same key again
+
+    with pytest.raises(Conflict, match="conflicts with what is stored"):
+        db.write_sync(write)
+    assert db.read_sync(lambda conn: _BY_REF.rows(conn, {"b_ref": "not-kept"})) == []
+    db.write_sync(lambda conn: _HELD.many(conn, [_item("after", None)]))  # the writer goes on
+    assert len(db.read_sync(lambda conn: _BY_REF.rows(conn, {"b_ref": "after"}))) == 1
