@@ -106,6 +106,22 @@ class Job:
 Started = tuple[int, dict[str, Any], dict[str, Any], str | None, dict[str, Any] | None]
 
 
+def start_batch_and_next(
+    conn: Connection,
+    owner: str,
+    limit: int,
+    lease_seconds: float,
+    token_ttl: float,
+    keyring: KeyRing,
+) -> tuple[list[Started], list[dict[str, Any]], float | None]:
+    """:func:`start_batch`, and when it had fewer than ``limit`` to start,
+    when the next item becomes claimable (what the worker waits for next),
+    read in the same transaction rather than another trip to the database."""
+    started, leftovers = start_batch(conn, owner, limit, lease_seconds, token_ttl, keyring)
+    due = queue.next_due(conn, RUN) if len(started) < limit else None
+    return started, leftovers, due
+
+
 def start_batch(
     conn: Connection,
     owner: str,
@@ -373,8 +389,8 @@ class Worker:
                 continue
             wake.clear()
             try:
-                started, leftovers = await self.db.write(
-                    start_batch,
+                started, leftovers, due = await self.db.write(
+                    start_batch_and_next,
                     self.owner,
                     free,
                     self.lease,
@@ -396,10 +412,6 @@ class Worker:
                 job.task = asyncio.create_task(self._execute(job), name=f"execution-{row['id']}")
             if len(started) >= free:
                 continue
-            try:
-                due = await self.db.read(queue.next_due, RUN)
-            except Exception:
-                due = None  # the database is away: the claim above reports it
             await wait_for_wake(wake, 5.0 if due is None else min(5.0, until(due)))
 
     def _context(self, job: Job) -> RunContext:

@@ -118,7 +118,7 @@ class Database:
         # Sends a transaction's effects to other processes before it commits
         # (PostgreSQL NOTIFY, see store/notify.py); None in one process.
         self.publisher: Callable[[Connection, list[Effect]], None] | None = None
-        common: dict[str, Any] = {"json_serializer": _dumps, "json_deserializer": orjson.loads}
+        common: dict[str, Any] = {"json_serializer": _dumps, "json_deserializer": fast.load_json}
         if self.is_sqlite:
             self.engine = sa.create_engine(
                 url,

@@ -29,9 +29,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Dialect
-from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql import ClauseElement, sqltypes
 
 Row = tuple[Any, ...]
 
@@ -112,7 +113,10 @@ class Statement:
         found = self._results.get(dialect.name)
         if found is None:
             found = tuple(
-                t.result_processor(dialect, d[1]) for t, d in zip(p.types, description, strict=True)
+                _sqlite_json
+                if dialect.name == "sqlite" and isinstance(t, sqltypes.JSON)
+                else t.result_processor(dialect, d[1])
+                for t, d in zip(p.types, description, strict=True)
             )
             self._results[dialect.name] = found
         return found
@@ -215,6 +219,17 @@ def flush_before_execute(conn: Connection, *_args: Any) -> None:
     sees the rows held back."""
     if conn.info.get(_DEFERRED):
         flush(conn)
+
+
+def load_json(value: Any) -> Any:
+    """A JSON value as read: SQLite gives a JSON number back as a number
+    (the column has numeric affinity), already decoded."""
+    return orjson.loads(value) if isinstance(value, str | bytes) else value
+
+
+# SQLAlchemy's JSON result processor for SQLite, in one step: it runs for
+# every JSON value read.
+_sqlite_json = load_json
 
 
 def _wrapped(conn: Connection, cursor: Any, sql: str, params: Any, exc: Exception) -> Exception:

@@ -242,17 +242,20 @@ def expire_leases(conn: Connection) -> int:
 
 def next_due(conn: Connection, topic: str) -> float | None:
     """When the earliest item of ``topic`` becomes claimable, if any is waiting."""
-    value = conn.execute(
-        sa.select(
-            sa.func.min(
-                sa.case(
-                    (work.c.lease_expires > work.c.available_at, work.c.lease_expires),
-                    else_=work.c.available_at,
-                )
-            )
-        ).where(work.c.topic == topic)
-    ).scalar()
+    value = _NEXT_DUE.rows(conn, {"b_topic": topic})[0][0]
     return float(value) if value is not None else None
+
+
+_NEXT_DUE = fast.Statement(
+    sa.select(
+        sa.func.min(
+            sa.case(
+                (work.c.lease_expires > work.c.available_at, work.c.lease_expires),
+                else_=work.c.available_at,
+            )
+        )
+    ).where(work.c.topic == sa.bindparam("b_topic"))
+)
 
 
 def depth(conn: Connection) -> dict[str, int]:

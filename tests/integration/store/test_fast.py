@@ -42,7 +42,7 @@ def _item(ref: str, payload: Any) -> dict[str, Any]:
 
 
 def test_rows_match_what_sqlalchemy_reads(db: Database) -> None:
-    payloads = [{"a": [1, 2.5, True, None], "ü": "ß"}, None, [], "text", [7]]
+    payloads = [{"a": [1, 2.5, True, None], "ü": "ß"}, None, [], "text", [7], 5, 2.5, "12"]
 
     def write(conn: Connection) -> None:
         _INSERT.many(conn, [_item(f"r{i}", p) for i, p in enumerate(payloads)])
