@@ -82,7 +82,16 @@ def seal(conn: Connection, limit: int = 5000) -> int:
         prev_hash = chain.seal(prev_hash, position, dict(zip(names, row, strict=True)))
         seals.append({"k_seq": row[0], "v_position": position, "v_hash": prev_hash})
     # ``hash IS NULL``: a record is sealed once, and the row count proves it.
-    if _SEAL.many(conn, seals) != len(seals):
+    if conn.dialect.name == "postgresql":
+        arrays = {
+            "b_seq": [s["k_seq"] for s in seals],
+            "b_position": [s["v_position"] for s in seals],
+            "b_hash": [s["v_hash"] for s in seals],
+        }
+        changed = _SEAL_PG.many(conn, [arrays])
+    else:
+        changed = _SEAL.many(conn, seals)
+    if changed != len(seals):
         raise Conflict("audit records were sealed by another sealer meanwhile; retrying")
     return len(seals)
 
@@ -98,6 +107,13 @@ _HEAD = fast.Statement(
     .where(audit.c.position.is_not(None))
     .order_by(audit.c.position.desc())
     .limit(1)
+)
+_V = fast.unnest({"seq": sa.BigInteger, "position": sa.BigInteger, "hash": sa.String})
+# A turn's records in one statement on PostgreSQL (see fast.unnest).
+_SEAL_PG = fast.Statement(
+    audit.update()
+    .where(audit.c.seq == _V.c.seq, audit.c.hash.is_(None))
+    .values(position=_V.c.position, hash=_V.c.hash)
 )
 _SEAL = fast.Statement(
     audit.update()

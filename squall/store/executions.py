@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection
 
 from squall.core.executions import Status, check_transition, is_final
@@ -229,7 +230,10 @@ def set_status_many(
         return []
     now = time.time()
     done = [_transition(row, status, result, extra, now) for row, status, result, extra in changes]
-    _SET_STATUS.many(conn, [params for _new, params in done])
+    if conn.dialect.name == "postgresql" and len(done) > 1:
+        _SET_STATUS_PG.many(conn, [_columns([params for _new, params in done])])
+    else:
+        _SET_STATUS.many(conn, [params for _new, params in done])
     for new, _params in done:
         after_commit(conn, "event", ("st2.execution__update", new))
     workflows.notify_parents(
@@ -237,6 +241,43 @@ def set_status_many(
     )
     rollouts.notify(conn, (new for new, _params in done))
     return [new for new, _params in done]
+
+
+def _columns(params: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """Status changes as the arrays of :data:`_SET_STATUS_PG`."""
+    dump = fast.dump_json
+    return {
+        "b_id": [p["b_id"] for p in params],
+        "b_status": [p["b_status"] for p in params],
+        "b_log": [dump(p["b_log"]) for p in params],
+        "b_result": [dump(p["b_result"]) for p in params],
+        "b_end": [p["b_end"] for p in params],
+        "b_context": [dump(p["b_context"]) for p in params],
+    }
+
+
+_V = fast.unnest(
+    {
+        "id": sa.String,
+        "status": sa.String,
+        "log": sa.Text,
+        "result": sa.Text,
+        "end": sa.Double,
+        "context": sa.Text,
+    }
+)
+# Many status changes in one statement on PostgreSQL (see fast.unnest).
+_SET_STATUS_PG = fast.Statement(
+    executions.update()
+    .where(executions.c.id == _V.c.id)
+    .values(
+        status=_V.c.status,
+        log=sa.cast(_V.c.log, JSONB),
+        result=sa.cast(_V.c.result, JSONB),
+        end_timestamp=_V.c.end,
+        context=sa.cast(_V.c.context, JSONB),
+    )
+)
 
 
 _SORTABLE = {"start_timestamp", "end_timestamp", "status", "action_ref", "id"}

@@ -30,7 +30,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.sql import ClauseElement, sqltypes
 
@@ -219,6 +221,21 @@ def flush_before_execute(conn: Connection, *_args: Any) -> None:
     sees the rows held back."""
     if conn.info.get(_DEFERRED):
         flush(conn)
+
+
+def dump_json(value: Any) -> str:
+    """JSON text as the store writes it (``None`` is JSON ``null``)."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def unnest(columns: Mapping[str, Any]) -> Any:
+    """PostgreSQL's ``unnest(array, array...) AS v(name, name...)``: one bound
+    array per column (``b_<name>``), so that changing many rows differently
+    is one statement instead of one per row (``executemany``), whose result
+    handling cost the driver more than the database took to run them.
+    JSON goes in as text (:func:`dump_json`); cast it where it is used."""
+    arrays = [sa.bindparam(f"b_{name}", type_=ARRAY(t)) for name, t in columns.items()]
+    return sa.func.unnest(*arrays).table_valued(*columns).render_derived(name="v")
 
 
 def load_json(value: Any) -> Any:

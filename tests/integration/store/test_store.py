@@ -15,6 +15,7 @@ from squall.crypto import KeyRing
 from squall.errors import Conflict, NotFound
 from squall.store import auth, kv, migrate, queue
 from squall.store import executions as exe_store
+from squall.store.executions import UNSET
 from squall.store.db import Database
 from squall.store.tables import work
 
@@ -154,6 +155,42 @@ def test_status_transitions_are_checked(db: Database) -> None:
         "succeeded",
     ]
     assert stored["end_timestamp"] >= stored["start_timestamp"]
+
+
+def test_many_status_changes_at_once_store_what_each_would(db: Database) -> None:
+    # On PostgreSQL several changes are one statement over arrays: JSON
+    # (null, numbers, nesting), NULL end times and contexts must come back
+    # as one change at a time stores them.
+    rows = [
+        db.write_sync(
+            lambda c: exe_store.create(c, action=ACTION, parameters={}, context={}, user=None)
+        )
+        for _ in range(4)
+    ]
+    results = [None, 5, {"nested": [1, "ü", None]}, "text"]
+    changed = db.write_sync(
+        lambda c: exe_store.set_status_many(
+            c,
+            [(row, Status.SCHEDULED, UNSET, None) for row in rows[:2]]
+            + [(rows[2], Status.CANCELED, results[2], {"why": "test"})]
+            + [(rows[3], Status.SCHEDULED, results[3], None)],
+        )
+    )
+    one = db.write_sync(lambda c: exe_store.set_status(c, changed[1], Status.RUNNING))
+    done = db.write_sync(
+        lambda c: exe_store.set_status_many(
+            c, [(changed[0], Status.FAILED, results[0], None), (one, Status.SUCCEEDED, 5, None)]
+        )
+    )
+    stored = db.read_sync(lambda c: exe_store.get_many(c, [r["id"] for r in rows]))
+    for new in [*done, changed[2], changed[3]]:
+        got = stored[new["id"]]
+        for key in ("status", "result", "end_timestamp", "log", "context"):
+            assert got[key] == new[key], key
+    assert stored[rows[1]["id"]]["result"] == 5
+    assert stored[rows[2]["id"]]["context"]["why"] == "test"
+    assert stored[rows[2]["id"]]["end_timestamp"] is not None
+    assert stored[rows[3]["id"]]["end_timestamp"] is None
 
 
 def test_group_commit_isolates_a_failing_job(db: Database) -> None:
