@@ -53,7 +53,7 @@ class _Prepared:
 class Statement:
     """A statement prepared per dialect; see the module's description."""
 
-    __slots__ = ("_prepared", "_results", "column_keys", "deferrable", "stmt")
+    __slots__ = ("_bulk", "_prepared", "_results", "column_keys", "deferrable", "stmt")
 
     def __init__(
         self,
@@ -65,6 +65,7 @@ class Statement:
         self.stmt = stmt
         self.column_keys = list(column_keys) if column_keys is not None else None
         self.deferrable = deferrable
+        self._bulk: str | None = None
         self._prepared: dict[str, _Prepared] = {}
         self._results: dict[str, tuple[Callable[[Any], Any] | None, ...]] = {}
 
@@ -165,7 +166,7 @@ class Statement:
         if self.deferrable:
             held = conn.info.get(_DEFERRED)
             if held is not None:
-                held.append((p.sql, params))
+                held.append((self, params))
                 return len(params)
         flush(conn)
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
@@ -182,6 +183,26 @@ class Statement:
 
     def columns(self, conn: Connection) -> tuple[str, ...]:
         return self._prepare(conn.dialect).columns
+
+    def _send_held(self, cursor: Any, dialect: Dialect, params: list[Any]) -> None:
+        """Send rows held back: on PostgreSQL, many rows as one ``INSERT ...
+        SELECT FROM unnest()`` of one array per column (the driver's
+        ``executemany`` handled each row's result in Python, which cost more
+        than the database took to insert it)."""
+        p = self._prepare(dialect)
+        if dialect.name != "postgresql" or len(params) == 1:
+            cursor.executemany(p.sql, params)
+            return
+        if self._bulk is None:
+            table: Any = self.stmt.table  # type: ignore[attr-defined]
+            quote = dialect.identifier_preparer
+            columns = [table.c[name] for name in p.names]
+            self._bulk = "INSERT INTO {} ({}) SELECT * FROM unnest({})".format(
+                quote.format_table(table),
+                ", ".join(quote.format_column(c) for c in columns),
+                ", ".join(f"%s::{c.type.compile(dialect=dialect)}[]" for c in columns),
+            )
+        cursor.execute(self._bulk, [[row[name] for row in params] for name in p.names])
 
 
 _DEFERRED = "squall_deferred"
@@ -203,15 +224,20 @@ def flush(conn: Connection) -> None:
     if not held:
         return
     conn.info[_DEFERRED] = []
+    # Each statement's rows together, statements in the order first used (so
+    # a row never goes before one it refers to).
+    rows: dict[Statement, list[Any]] = {}
+    for stmt, params in held:
+        rows.setdefault(stmt, []).extend(params)
     dbapi_conn: Any = conn.connection.dbapi_connection
     cursor = dbapi_conn.cursor()
-    sql, params = held[0]
+    stmt, params = held[0]
     try:
         with dbapi_conn.pipeline():
-            for sql, params in held:
-                cursor.executemany(sql, params)
+            for stmt, params in rows.items():
+                stmt._send_held(cursor, conn.dialect, params)
     except conn.dialect.loaded_dbapi.Error as exc:
-        raise _wrapped(conn, cursor, sql, params, exc) from exc
+        raise _wrapped(conn, cursor, stmt._prepare(conn.dialect).sql, params, exc) from exc
     finally:
         cursor.close()
 
