@@ -15,8 +15,8 @@ from squall.crypto import KeyRing
 from squall.errors import Conflict, NotFound
 from squall.store import auth, kv, migrate, queue
 from squall.store import executions as exe_store
-from squall.store.executions import UNSET
 from squall.store.db import Database
+from squall.store.executions import UNSET
 from squall.store.tables import work
 
 ACTION = {"ref": "core.noop", "name": "noop", "pack": "core", "runner_type": "noop"}
