@@ -106,22 +106,6 @@ class Job:
 Started = tuple[int, dict[str, Any], dict[str, Any], str | None, dict[str, Any] | None]
 
 
-def start_batch_and_next(
-    conn: Connection,
-    owner: str,
-    limit: int,
-    lease_seconds: float,
-    token_ttl: float,
-    keyring: KeyRing,
-) -> tuple[list[Started], list[dict[str, Any]], float | None]:
-    """:func:`start_batch`, and when it had fewer than ``limit`` to start,
-    when the next item becomes claimable (what the worker waits for next),
-    read in the same transaction rather than another trip to the database."""
-    started, leftovers = start_batch(conn, owner, limit, lease_seconds, token_ttl, keyring)
-    due = queue.next_due(conn, RUN) if len(started) < limit else None
-    return started, leftovers, due
-
-
 def start_batch(
     conn: Connection,
     owner: str,
@@ -129,12 +113,15 @@ def start_batch(
     lease_seconds: float,
     token_ttl: float,
     keyring: KeyRing,
-) -> tuple[list[Started], list[dict[str, Any]]]:
-    """Claim runnable executions and mark them running. Returns them, and the
-    processes that holders of expired claims left behind (to be stopped)."""
+) -> tuple[list[Started], list[dict[str, Any]], float | None]:
+    """Claim runnable executions and mark them running. Returns them, the
+    processes that holders of expired claims left behind (to be stopped),
+    and, when fewer than ``limit`` started, when the next item becomes
+    claimable (what the worker waits for next: read here, in the same
+    transaction, rather than in another trip to the database)."""
     items = queue.claim(conn, RUN, owner, limit=limit, lease_seconds=lease_seconds)
     if not items:
-        return [], []
+        return [], [], queue.next_due(conn, RUN)
     leftovers = [
         p for i in items if isinstance(i.payload, dict) for p in i.payload.get("processes", [])
     ]
@@ -218,7 +205,7 @@ def start_batch(
         if row["id"] in reattaching and _reattachable(row["runner_type"]):
             done = {r["host"]: (r["status"], r["result"]) for r in hosts.results(conn, row["id"])}
         started.append((item_id, row, config, token, done))
-    return started, leftovers
+    return started, leftovers, queue.next_due(conn, RUN) if len(started) < limit else None
 
 
 def _reattachable(runner_type: str) -> bool:
@@ -390,7 +377,7 @@ class Worker:
             wake.clear()
             try:
                 started, leftovers, due = await self.db.write(
-                    start_batch_and_next,
+                    start_batch,
                     self.owner,
                     free,
                     self.lease,

@@ -28,7 +28,6 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
 
-import orjson
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
@@ -92,10 +91,6 @@ def page(
     return [dict(r._mapping) for r in rows], int(total or 0)
 
 
-def _dumps(value: Any) -> str:
-    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
-
-
 def translate(exc: BaseException) -> SquallError:
     """Map a database driver error to Squall's error tree."""
     if isinstance(exc, sa.exc.IntegrityError):
@@ -118,7 +113,10 @@ class Database:
         # Sends a transaction's effects to other processes before it commits
         # (PostgreSQL NOTIFY, see store/notify.py); None in one process.
         self.publisher: Callable[[Connection, list[Effect]], None] | None = None
-        common: dict[str, Any] = {"json_serializer": _dumps, "json_deserializer": fast.load_json}
+        common: dict[str, Any] = {
+            "json_serializer": fast.dump_json,
+            "json_deserializer": fast.load_json,
+        }
         if self.is_sqlite:
             self.engine = sa.create_engine(
                 url,
