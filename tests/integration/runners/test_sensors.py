@@ -16,7 +16,8 @@ import pytest
 from squall.services.sensor_process import SensorProcess
 from tests.integration.runners.support import alive
 
-pytestmark = pytest.mark.timeout(20)
+# Generous: a sensor is a fresh Python process, slow to start on a loaded CI machine.
+pytestmark = pytest.mark.timeout(45)
 
 HEADER = """
 import os
@@ -128,7 +129,7 @@ class Harness:
     def in_state(self, state: str) -> list[dict[str, Any]]:
         return [info for s, info in self.states if s == state]
 
-    async def wait(self, predicate: Callable[[], bool], timeout: float = 4.0) -> None:
+    async def wait(self, predicate: Callable[[], bool], timeout: float = 20.0) -> None:
         end = time.monotonic() + timeout
         while not predicate():
             if time.monotonic() > end:
