@@ -83,12 +83,10 @@ def seal(conn: Connection, limit: int = 5000) -> int:
         seals.append({"k_seq": row[0], "v_position": position, "v_hash": prev_hash})
     # ``hash IS NULL``: a record is sealed once, and the row count proves it.
     if conn.dialect.name == "postgresql":
-        arrays = {
-            "b_seq": [s["k_seq"] for s in seals],
-            "b_position": [s["v_position"] for s in seals],
-            "b_hash": [s["v_hash"] for s in seals],
-        }
-        changed = _SEAL_PG.many(conn, [arrays])
+        records = [
+            {"seq": s["k_seq"], "position": s["v_position"], "hash": s["v_hash"]} for s in seals
+        ]
+        changed = _SEAL_PG.many(conn, [fast.rows_json(records)])
     else:
         changed = _SEAL.many(conn, seals)
     if changed != len(seals):
@@ -108,8 +106,8 @@ _HEAD = fast.Statement(
     .order_by(audit.c.position.desc())
     .limit(1)
 )
-_V = fast.unnest({"seq": sa.BigInteger, "position": sa.BigInteger, "hash": sa.String})
-# A turn's records in one statement on PostgreSQL (see fast.unnest).
+_V = fast.recordset({"seq": sa.BigInteger, "position": sa.BigInteger, "hash": sa.String})
+# A turn's records in one statement on PostgreSQL (see fast.recordset).
 _SEAL_PG = fast.Statement(
     audit.update()
     .where(audit.c.seq == _V.c.seq, audit.c.hash.is_(None))

@@ -231,7 +231,7 @@ def set_status_many(
     now = time.time()
     done = [_transition(row, status, result, extra, now) for row, status, result, extra in changes]
     if conn.dialect.name == "postgresql" and len(done) > 1:
-        _SET_STATUS_PG.many(conn, [_columns([params for _new, params in done])])
+        _SET_STATUS_PG.many(conn, [fast.rows_json([_record(params) for _new, params in done])])
     else:
         _SET_STATUS.many(conn, [params for _new, params in done])
     for new, _params in done:
@@ -243,20 +243,20 @@ def set_status_many(
     return [new for new, _params in done]
 
 
-def _columns(params: list[dict[str, Any]]) -> dict[str, list[Any]]:
-    """Status changes as the arrays of :data:`_SET_STATUS_PG`."""
+def _record(params: dict[str, Any]) -> dict[str, Any]:
+    """A status change as a row of :data:`_SET_STATUS_PG`'s recordset."""
     dump = fast.dump_json
     return {
-        "b_id": [p["b_id"] for p in params],
-        "b_status": [p["b_status"] for p in params],
-        "b_log": [dump(p["b_log"]) for p in params],
-        "b_result": [dump(p["b_result"]) for p in params],
-        "b_end": [p["b_end"] for p in params],
-        "b_context": [dump(p["b_context"]) for p in params],
+        "id": params["b_id"],
+        "status": params["b_status"],
+        "log": dump(params["b_log"]),
+        "result": dump(params["b_result"]),
+        "end": params["b_end"],
+        "context": dump(params["b_context"]),
     }
 
 
-_V = fast.unnest(
+_V = fast.recordset(
     {
         "id": sa.String,
         "status": sa.String,
@@ -266,7 +266,7 @@ _V = fast.unnest(
         "context": sa.Text,
     }
 )
-# Many status changes in one statement on PostgreSQL (see fast.unnest).
+# Many status changes in one statement on PostgreSQL (see fast.recordset).
 _SET_STATUS_PG = fast.Statement(
     executions.update()
     .where(executions.c.id == _V.c.id)

@@ -32,7 +32,6 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.sql import ClauseElement, sqltypes
 
@@ -186,23 +185,46 @@ class Statement:
 
     def _send_held(self, cursor: Any, dialect: Dialect, params: list[Any]) -> None:
         """Send rows held back: on PostgreSQL, many rows as one ``INSERT ...
-        SELECT FROM unnest()`` of one array per column (the driver's
-        ``executemany`` handled each row's result in Python, which cost more
-        than the database took to insert it)."""
+        SELECT FROM json_to_recordset()`` of one JSON document (the driver's
+        ``executemany`` handled each row's result in Python, and its arrays
+        dumped each value in Python: both cost more than the database took to
+        insert the rows)."""
         p = self._prepare(dialect)
         if dialect.name != "postgresql" or len(params) == 1:
             cursor.executemany(p.sql, params)
             return
         if self._bulk is None:
-            table: Any = self.stmt.table  # type: ignore[attr-defined]
-            quote = dialect.identifier_preparer
-            columns = [table.c[name] for name in p.names]
-            self._bulk = "INSERT INTO {} ({}) SELECT * FROM unnest({})".format(
-                quote.format_table(table),
-                ", ".join(quote.format_column(c) for c in columns),
-                ", ".join(f"%s::{c.type.compile(dialect=dialect)}[]" for c in columns),
-            )
-        cursor.execute(self._bulk, [[row[name] for row in params] for name in p.names])
+            self._bulk = _bulk_insert(self.stmt.table, p.names, dialect)  # type: ignore[attr-defined]
+        json_names = [n for n in p.names if n in p.binds]  # JSON columns: wrapped by the driver
+        for row in params:
+            for name in json_names:
+                value = row[name]
+                if value is not None:
+                    row[name] = dump_json(value.obj)
+        cursor.execute(self._bulk, [dump_json(params)])
+
+
+def _bulk_insert(table: Any, names: Sequence[str], dialect: Dialect) -> str:
+    """``INSERT INTO table (names) SELECT ... FROM json_to_recordset(%s)``.
+    JSON columns travel as text and are cast, so a value is stored exactly as
+    a single-row INSERT stores it (``None`` as JSON ``null``)."""
+    quote = dialect.identifier_preparer
+    columns = [table.c[name] for name in names]
+    selected, declared = [], []
+    for c in columns:
+        name = quote.format_column(c)
+        if isinstance(c.type, sqltypes.JSON):
+            selected.append(f"CAST({name} AS {c.type.compile(dialect=dialect)})")
+            declared.append(f"{name} TEXT")
+        else:
+            selected.append(name)
+            declared.append(f"{name} {c.type.compile(dialect=dialect)}")
+    return "INSERT INTO {} ({}) SELECT {} FROM json_to_recordset(%s::json) AS v({})".format(
+        quote.format_table(table),
+        ", ".join(quote.format_column(c) for c in columns),
+        ", ".join(selected),
+        ", ".join(declared),
+    )
 
 
 _DEFERRED = "squall_deferred"
@@ -254,14 +276,23 @@ def dump_json(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
-def unnest(columns: Mapping[str, Any]) -> Any:
-    """PostgreSQL's ``unnest(array, array...) AS v(name, name...)``: one bound
-    array per column (``b_<name>``), so that changing many rows differently
-    is one statement instead of one per row (``executemany``), whose result
-    handling cost the driver more than the database took to run them.
-    JSON goes in as text (:func:`dump_json`); cast it where it is used."""
-    arrays = [sa.bindparam(f"b_{name}", type_=ARRAY(t)) for name, t in columns.items()]
-    return sa.func.unnest(*arrays).table_valued(*columns).render_derived(name="v")
+def recordset(columns: Mapping[str, Any]) -> Any:
+    """PostgreSQL's ``json_to_recordset(:b_rows) AS v(name type, ...)``: many
+    rows bound as one JSON array of objects (:func:`rows_json`), so that
+    changing many rows differently is one statement instead of one per row
+    (``executemany``, whose result handling cost the driver more than the
+    database took to run them). JSON values go in as text (``dump_json``);
+    cast them where they are used."""
+    rows = sa.cast(sa.bindparam("b_rows", type_=sa.Text), sa.JSON)
+    table = sa.func.json_to_recordset(rows).table_valued(
+        *(sa.column(name, type_) for name, type_ in columns.items())
+    )
+    return table.render_derived(name="v", with_types=True)
+
+
+def rows_json(rows: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """The parameters of a statement on a :func:`recordset`."""
+    return {"b_rows": dump_json(rows)}
 
 
 def load_json(value: Any) -> Any:

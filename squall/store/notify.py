@@ -30,6 +30,8 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from squall.store import fast
+
 log = logging.getLogger(__name__)
 
 CHANNEL = "squall_effects"
@@ -39,7 +41,9 @@ RECONNECT_SECONDS = 1.0
 
 Effects = list[tuple[str, Any]]
 
-_NOTIFY = sa.text("SELECT pg_notify(:channel, :payload)")
+_NOTIFY = fast.Statement(
+    sa.select(sa.func.pg_notify(sa.bindparam("channel", type_=sa.Text), sa.bindparam("payload")))
+)
 
 
 def _split(data: bytes, size: int) -> list[bytes]:
@@ -72,7 +76,7 @@ class Publisher:
 
     def __call__(self, conn: Connection, effects: Effects) -> None:
         params = [{"channel": CHANNEL, "payload": p} for p in self.encode(effects)]
-        conn.execute(_NOTIFY, params[0] if len(params) == 1 else params)
+        _NOTIFY.many(conn, params)
 
 
 class Decoder:
