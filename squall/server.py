@@ -189,7 +189,11 @@ async def start_system(settings: Settings, *, register_packs: bool = True) -> Sy
         publisher = Publisher()
         db.publisher = publisher
         system.listener = Listener(
-            settings.database_url, publisher.origin, bus.handle, bus.wake_all
+            settings.database_url,
+            publisher.origin,
+            bus.handle,
+            bus.wake_all,
+            watched=bus.watched if "api" in roles else None,  # it serves the event stream
         )
         system.locks = LockSession(settings.database_url)
         tasks["listener"] = system.listener.run

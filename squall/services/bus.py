@@ -83,6 +83,10 @@ class Bus:
         self._subs.add(sub)
         return sub
 
+    def watched(self) -> bool:
+        """Whether anyone subscribes to live events."""
+        return bool(self._subs)
+
     def publish(self, name: str, payload: Any) -> None:
         for sub in list(self._subs):
             sub.offer((name, payload))

@@ -11,6 +11,11 @@ A notification's payload is limited to 8000 bytes. A transaction's effects
 are one JSON message, cut into chunks that fit; each chunk says which message
 it belongs to and where it goes, and the listener joins them back together.
 
+Live events for the event stream (``event`` effects, most of the traffic
+under load) go on a channel of their own, which only processes that serve
+the stream listen to, and which they decode only while someone watches it:
+a worker has no use for them.
+
 Each process listens on one dedicated autocommit connection. When that
 connection drops, the listener reconnects and wakes every consumer, which
 then looks at the database for work it may have missed meanwhile.
@@ -34,7 +39,8 @@ from squall.store import fast
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "squall_effects"
+CHANNEL = "squall_effects"  # wake-ups, cancels, changes: every process
+EVENTS_CHANNEL = "squall_events"  # live events: processes serving the stream
 # PostgreSQL refuses payloads of 8000 bytes or more; leave room for the header.
 CHUNK_BYTES = 7800
 RECONNECT_SECONDS = 1.0
@@ -75,7 +81,12 @@ class Publisher:
         return [f"{message}:{i}:{n}|{p.decode()}" for i, p in enumerate(pieces)]
 
     def __call__(self, conn: Connection, effects: Effects) -> None:
-        params = [{"channel": CHANNEL, "payload": p} for p in self.encode(effects)]
+        events = [e for e in effects if e[0] == "event"]
+        control = [e for e in effects if e[0] != "event"] if events else effects
+        params = []
+        for channel, part in ((CHANNEL, control), (EVENTS_CHANNEL, events)):
+            if part:
+                params += [{"channel": channel, "payload": p} for p in self.encode(part)]
         _NOTIFY.many(conn, params)
 
 
@@ -126,7 +137,9 @@ def psycopg_dsn(url: str) -> str:
 class Listener:
     """LISTENs on a dedicated connection and hands what other processes
     committed to ``deliver`` (on the event loop). ``on_reconnect`` runs after
-    every (re)connection, when notifications may have been missed."""
+    every (re)connection, when notifications may have been missed. With
+    ``watched``, live events are listened to as well, and decoded whenever
+    it says someone watches them."""
 
     def __init__(
         self,
@@ -134,11 +147,13 @@ class Listener:
         own_origin: str,
         deliver: Callable[[Effects], None],
         on_reconnect: Callable[[], None],
+        watched: Callable[[], bool] | None = None,
     ) -> None:
         self.dsn = psycopg_dsn(url)
         self.decoder = Decoder(own_origin)
         self.deliver = deliver
         self.on_reconnect = on_reconnect
+        self.watched = watched
         self.connected = asyncio.Event()
 
     async def run(self) -> None:
@@ -164,6 +179,8 @@ class Listener:
                 continue
             try:
                 await conn.execute(f"LISTEN {CHANNEL}")
+                if self.watched is not None:
+                    await conn.execute(f"LISTEN {EVENTS_CHANNEL}")
                 self.decoder.reset()
                 self.connected.set()
                 if not first:
@@ -171,6 +188,8 @@ class Listener:
                 first = False
                 self.on_reconnect()
                 async for note in conn.notifies():
+                    if note.channel == EVENTS_CHANNEL and not (self.watched and self.watched()):
+                        continue
                     effects = self.decoder.feed(note.payload)
                     if effects:
                         self.deliver(effects)

@@ -46,6 +46,9 @@ _INSERT = fast.Statement(
     deferrable=True,
 )
 _DELETE = fast.Statement(work.delete().where(work.c.id == sa.bindparam("b_id")))
+_IDS = fast.recordset({"id": sa.BigInteger})
+# Many items in one statement on PostgreSQL (see fast.recordset).
+_DELETE_PG = fast.Statement(work.delete().where(work.c.id == _IDS.c.id))
 
 
 def _claim_statement(postgres: bool) -> Any:
@@ -180,7 +183,9 @@ def ack(conn: Connection, item_id: int) -> None:
 
 
 def ack_many(conn: Connection, item_ids: list[int]) -> None:
-    if item_ids:
+    if len(item_ids) > 1 and conn.dialect.name == "postgresql":
+        _DELETE_PG.many(conn, [fast.rows_json([{"id": i} for i in item_ids])])
+    elif item_ids:
         _DELETE.many(conn, [{"b_id": i} for i in item_ids])
 
 

@@ -110,11 +110,13 @@ def test_enqueue_each_and_enqueue_many_keep_the_order(db: Database) -> None:
     assert db.write_sync(lambda c: queue.take_ref(c, "t", "r1")) == [{"n": 1}, {"n": 3}, {"n": 4}]
     assert db.write_sync(lambda c: queue.take_ref(c, "t", "r2")) == [{"n": 2}]
     db.write_sync(lambda c: queue.enqueue_many(c, "u", ["a"]))
-    db.write_sync(lambda c: queue.enqueue_many(c, "u", ["b", "c"]))
+    db.write_sync(lambda c: queue.enqueue_many(c, "u", ["b", "c", "d"]))
     got = db.write_sync(lambda c: queue.claim(c, "u", "w", limit=5, lease_seconds=5))
-    assert [i.ref for i in got] == ["a", "b", "c"]
+    assert [i.ref for i in got] == ["a", "b", "c", "d"]
     db.write_sync(lambda c: queue.ack_many(c, [got[0].id]))  # one row
-    db.write_sync(lambda c: queue.ack_many(c, [i.id for i in got[1:]]))
+    db.write_sync(lambda c: queue.ack_many(c, [got[1].id, got[3].id]))
+    assert db.read_sync(queue.depth) == {"u": 1}
+    db.write_sync(lambda c: queue.ack_many(c, [got[2].id]))
     assert db.read_sync(queue.depth) == {}
 
 
