@@ -282,17 +282,22 @@ def recordset(columns: Mapping[str, Any]) -> Any:
     changing many rows differently is one statement instead of one per row
     (``executemany``, whose result handling cost the driver more than the
     database took to run them). JSON values go in as text (``dump_json``);
-    cast them where they are used."""
+    cast them where they are used.
+
+    ``LIMIT :b_count`` (the number of rows) is there for the planner, which
+    otherwise guesses a hundred rows from any such function and joins them
+    to a table of a few thousand by reading all of it."""
     rows = sa.cast(sa.bindparam("b_rows", type_=sa.Text), sa.JSON)
     table = sa.func.json_to_recordset(rows).table_valued(
         *(sa.column(name, type_) for name, type_ in columns.items())
     )
-    return table.render_derived(name="v", with_types=True)
+    derived = table.render_derived(name="r", with_types=True)
+    return sa.select(derived).limit(sa.bindparam("b_count", type_=sa.Integer)).subquery("v")
 
 
-def rows_json(rows: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+def rows_json(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """The parameters of a statement on a :func:`recordset`."""
-    return {"b_rows": dump_json(rows)}
+    return {"b_rows": dump_json(rows), "b_count": len(rows)}
 
 
 def load_json(value: Any) -> Any:

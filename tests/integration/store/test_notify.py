@@ -26,6 +26,15 @@ def test_live_events_reach_only_processes_that_watch_them(pg_url: str) -> None:
         after_commit(conn, "wake", f"run-{n}")
         after_commit(conn, "event", ["st2.execution__update", {"n": n}])
 
+    def marker(conn: Connection) -> None:
+        after_commit(conn, "wake", "marker")
+
+    async def until(predicate: Any) -> None:
+        for _ in range(1000):
+            if predicate():
+                return
+            await asyncio.sleep(0.01)
+
     async def main() -> None:
         listeners = [
             Listener(pg_url, "worker", worker.extend, lambda: None),
@@ -36,12 +45,13 @@ def test_live_events_reach_only_processes_that_watch_them(pg_url: str) -> None:
             for li in listeners:
                 await asyncio.wait_for(li.connected.wait(), 10)
             await db.write(effects, 1)  # nobody watches the stream yet
+            # Notifications arrive in order: once the marker is in, the
+            # first event has been seen (and skipped).
+            await db.write(marker)
+            await until(lambda: ("wake", "marker") in api)
             watching["on"] = True
             await db.write(effects, 2)
-            for _ in range(500):
-                if len(worker) >= 2 and len(api) >= 3:
-                    break
-                await asyncio.sleep(0.01)
+            await until(lambda: len(worker) >= 3 and len(api) >= 4)
             await asyncio.sleep(0.2)  # anything more that would arrive
         finally:
             for t in tasks:
@@ -52,9 +62,10 @@ def test_live_events_reach_only_processes_that_watch_them(pg_url: str) -> None:
         asyncio.run(main())
     finally:
         db.close()
-    assert worker == [("wake", "run-1"), ("wake", "run-2")]
+    assert worker == [("wake", "run-1"), ("wake", "marker"), ("wake", "run-2")]
     assert api == [
         ("wake", "run-1"),
+        ("wake", "marker"),
         ("wake", "run-2"),
         ("event", ["st2.execution__update", {"n": 2}]),
     ]
