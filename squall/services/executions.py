@@ -284,6 +284,9 @@ def cancel(conn: Connection, execution_id: str, user: str | None) -> dict[str, A
             result={"error": f"canceled by {user}"} if user else None,
         )
         events.executions_finished(conn, [canceled])
+        if status == Status.SCHEDULED:
+            # A worker may have started it already (its start is stored lazily).
+            after_commit(conn, "cancel", execution_id)
         return canceled
     new = exe_store.set_status(conn, row, Status.CANCELING, extra_context=extra)
     if row["runner_type"] in wf_store.WORKFLOW_RUNNERS:

@@ -1,7 +1,11 @@
 """The runner worker: claims scheduled executions, runs them, records results.
 
-Claiming marks a batch ``running`` in one transaction; each execution then runs
-as its own asyncio task under a lease the worker keeps renewing. Output is
+Claiming takes a batch in one transaction; each execution then runs as its
+own asyncio task under a lease the worker keeps renewing. That an execution
+is ``running`` is stored lazily: with its result when it ends within
+START_MARK_SECONDS (most do: one write of the row instead of two), else by
+the next flush. A claim that was taken before (its lease ran out) therefore
+means the run may have started, whatever the record says. Output is
 buffered per execution, capped, and written in small batches; the last of it is
 written in the same transaction as the final status, with the work item's ack.
 
@@ -44,6 +48,7 @@ log = logging.getLogger(__name__)
 
 TRUNCATED = "\n[... output truncated: this stream reached its storage limit ...]\n"
 FLUSH_SECONDS = 0.1
+START_MARK_SECONDS = 0.05  # runs longer than this are stored as running by the flusher
 _TOKEN_RUNNERS = {"python-script"}  # actions that call back into the API
 _CONFIG_RUNNERS = {"python-script"}  # actions that get the pack config
 
@@ -87,6 +92,8 @@ class Job:
     processes_changed: bool = False
     hosts_done: dict[str, tuple[str, Any]] | None = None  # re-attaching: hosts stored before
     ctx: RunContext | None = None
+    start_recorded: bool = True  # False: the record still says scheduled
+    claimed_at: float = field(default_factory=time.monotonic)
     # Per-host rows of remote runs waiting to be stored, and who waits for that.
     host_rows: list[dict[str, Any]] = field(default_factory=list)
     host_waiters: list[asyncio.Future[None]] = field(default_factory=list)
@@ -103,7 +110,8 @@ class Job:
         )
 
 
-Started = tuple[int, dict[str, Any], dict[str, Any], str | None, dict[str, Any] | None]
+# (work item, row, pack config, API token, hosts done before, start stored)
+Started = tuple[int, dict[str, Any], dict[str, Any], str | None, dict[str, Any] | None, bool]
 
 
 def start_batch(
@@ -137,7 +145,11 @@ def start_batch(
         elif status == Status.CANCELING:
             changes.append((row, Status.CANCELED, UNSET, None))
             done.append(item.id)
-        elif status == Status.SCHEDULED:
+        elif status == Status.SCHEDULED and (
+            item.attempts <= 1 or _reattachable(row["runner_type"])
+        ):
+            # Never claimed before (a remote run's start is stored with its
+            # claim, so for those the record tells).
             to_run.append((item.id, row))
         elif _reattachable(row["runner_type"]):
             # Its remote commands run on under their job wrapper: collect them.
@@ -148,7 +160,7 @@ def start_batch(
             )
             to_run.append((item.id, row))
         elif row["action"].get("idempotent"):
-            # Claimed before by a worker whose lease ran out: it died mid-run.
+            # Claimed before by a worker whose lease ran out: it died, maybe mid-run.
             log.warning(
                 "re-running idempotent execution %s after its worker died",
                 row["id"],
@@ -169,13 +181,17 @@ def start_batch(
     for row in finished:
         if row["status"] == Status.ABANDONED:
             _maybe_retry(conn, row)  # an action.retry policy covers a dead worker too
-    scheduled = [(i, r) for i, r in to_run if r["status"] == Status.SCHEDULED]
+    scheduled = [r for _, r in to_run if r["status"] == Status.SCHEDULED]
     # Claimed while already running: re-attaching (only those can have hosts stored).
     reattaching = {r["id"] for _, r in to_run if r["status"] == Status.RUNNING}
-    running = exe_store.set_status_many(
-        conn, [(r, Status.RUNNING, UNSET, None) for _, r in scheduled]
-    )
-    now_running = {r["id"]: r for r in running}
+    # Remote runs are stored as running now (they are long, and a worker
+    # taking one over must know it started); the others when they end.
+    eager = [r for r in scheduled if _reattachable(r["runner_type"])]
+    running = exe_store.set_status_many(conn, [(r, Status.RUNNING, UNSET, None) for r in eager])
+    now = time.time()
+    lazy = [exe_store.started(r, now) for r in scheduled if not _reattachable(r["runner_type"])]
+    now_running = {r["id"]: r for r in running + lazy}
+    unrecorded = {r["id"] for r in lazy}
     configs: dict[tuple[str, str | None], dict[str, Any] | SquallError] = {}
     started = []
     for item_id, row in to_run:
@@ -204,7 +220,7 @@ def start_batch(
         done = None
         if row["id"] in reattaching and _reattachable(row["runner_type"]):
             done = {r["host"]: (r["status"], r["result"]) for r in hosts.results(conn, row["id"])}
-        started.append((item_id, row, config, token, done))
+        started.append((item_id, row, config, token, done, row["id"] not in unrecorded))
     return started, leftovers, queue.next_due(conn, RUN) if len(started) < limit else None
 
 
@@ -229,6 +245,7 @@ class Completion:
     result: Any
     output: exe_store.OutputBatch  # the last of it
     host_rows: list[dict[str, Any]] = field(default_factory=list)  # the last of them
+    started: dict[str, Any] | None = None  # the running row, when not stored yet
 
 
 def finish_many(conn: Connection, completions: list[Completion]) -> None:
@@ -243,6 +260,8 @@ def finish_many(conn: Connection, completions: list[Completion]) -> None:
         row = rows.get(c.execution_id)
         if row is None or is_final(row["status"]):
             continue  # canceled, abandoned or collected meanwhile: nothing to record
+        if c.started is not None and row["status"] == Status.SCHEDULED:
+            row = c.started  # its start is stored with its end
         status = c.status
         if row["status"] == Status.CANCELING and status in (Status.SUCCEEDED, Status.PENDING):
             status = Status.CANCELED
@@ -297,7 +316,9 @@ def flush(
     batches: list[exe_store.OutputBatch],
     payloads: dict[int, tuple[str, Any]],
     host_rows: list[dict[str, Any]],
+    started: list[dict[str, Any]],
 ) -> None:
+    exe_store.record_started(conn, started)
     exe_store.append_output_many(conn, batches)
     queue.set_payloads(conn, owner, payloads)
     hosts.record(conn, host_rows)
@@ -388,13 +409,14 @@ class Worker:
                 log.exception("claiming work failed; retrying")
                 await asyncio.sleep(1.0)
                 continue
-            metrics.observe_pickup([row for _, row, _, _, _ in started], time.time())
+            metrics.observe_pickup([s[1] for s in started], time.time())
             for identity in leftovers:
                 if kill_leftover(identity):
                     log.warning("stopped process group %s left by a worker that died", identity)
-            for item_id, row, config, token, done in started:
+            for item_id, row, config, token, done, recorded in started:
                 job = Job(item_id, row, config, token, OutputBuffer(self.settings.output_cap_bytes))
                 job.hosts_done = done
+                job.start_recorded = recorded
                 self.jobs[row["id"]] = job
                 job.task = asyncio.create_task(self._execute(job), name=f"execution-{row['id']}")
             if len(started) >= free:
@@ -526,6 +548,7 @@ class Worker:
                 outcome.result,
                 job.take_output(),
                 rows,
+                None if job.start_recorded else job.row,
             )
         )
 
@@ -577,6 +600,8 @@ class Worker:
             payloads = {}
             host_rows: list[dict[str, Any]] = []
             waiters: list[asyncio.Future[None]] = []
+            marking: list[Job] = []
+            due = time.monotonic() - START_MARK_SECONDS
             for job in list(self.jobs.values()):
                 if job.buffer.pending:
                     batches.append(job.take_output())
@@ -587,9 +612,12 @@ class Worker:
                     rows, ws = job.take_hosts()
                     host_rows += rows
                     waiters += ws
-            if batches or payloads or host_rows or waiters:
+                if not job.start_recorded and job.claimed_at <= due:
+                    marking.append(job)
+            if batches or payloads or host_rows or waiters or marking:
+                started = [j.row for j in marking]
                 try:
-                    await self.db.write(flush, self.owner, batches, payloads, host_rows)
+                    await self.db.write(flush, self.owner, batches, payloads, host_rows, started)
                 except Exception as exc:
                     log.exception("writing output failed")
                     for w in waiters:
@@ -599,6 +627,8 @@ class Worker:
                 for w in waiters:
                     if not w.done():
                         w.set_result(None)
+                for job in marking:
+                    job.start_recorded = True
 
     async def _stop_jobs(self) -> None:
         """On shutdown: stop every running action and say so in its record."""
@@ -625,6 +655,7 @@ class Worker:
                         Status.ABANDONED,
                         {"error": "Squall stopped while this execution was running"},
                         job.take_output(),
+                        started=None if job.start_recorded else job.row,
                     )
                 )
         if batch:

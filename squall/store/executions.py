@@ -184,7 +184,7 @@ def _transition(
     result: Any,
     extra_context: dict[str, Any] | None,
     now: float,
-) -> tuple[dict[str, Any], dict[str, Any]]:
+) -> dict[str, Any]:
     check_transition(row["status"], status)
     new = {
         **row,
@@ -197,15 +197,13 @@ def _transition(
         new["end_timestamp"] = now
     if extra_context:
         new["context"] = {**row["context"], **extra_context}
-    params = {
-        "b_id": row["id"],
-        "b_status": new["status"],
-        "b_log": new["log"],
-        "b_result": new["result"],
-        "b_end": new["end_timestamp"],
-        "b_context": new["context"],
-    }
-    return new, params
+    return new
+
+
+def started(row: dict[str, Any], at: float) -> dict[str, Any]:
+    """A scheduled execution's row once a worker started it at ``at``,
+    without storing it (see :func:`record_started`)."""
+    return _transition(row, Status.RUNNING, UNSET, None, at)
 
 
 def set_status(
@@ -229,18 +227,54 @@ def set_status_many(
     if not changes:
         return []
     now = time.time()
-    done = [_transition(row, status, result, extra, now) for row, status, result, extra in changes]
-    if conn.dialect.name == "postgresql" and len(done) > 1:
-        _SET_STATUS_PG.many(conn, [fast.rows_json([_record(params) for _new, params in done])])
+    done = [
+        (row["status"], _transition(row, status, result, extra, now))
+        for row, status, result, extra in changes
+    ]
+    _store(conn, done)
+    return [new for _old, new in done]
+
+
+def record_started(conn: Connection, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Store that executions a worker started (rows from :func:`started`)
+    are running, where their record still says scheduled (one canceled or
+    finished meanwhile stays so). Returns the rows stored."""
+    current = get_many(conn, (r["id"] for r in rows))
+    found = current.get
+    changed = [
+        (Status.SCHEDULED.value, r)
+        for r in rows
+        if (c := found(r["id"])) is not None and c["status"] == Status.SCHEDULED
+    ]
+    _store(conn, changed)
+    return [new for _old, new in changed]
+
+
+def _store(conn: Connection, changed: list[tuple[str, dict[str, Any]]]) -> None:
+    """Write status changes ``(previous status, new row)`` and tell whoever
+    follows them (the event stream, parent workflows, rollouts)."""
+    if not changed:
+        return
+    params = [_params(new) for _old, new in changed]
+    if conn.dialect.name == "postgresql" and len(params) > 1:
+        _SET_STATUS_PG.many(conn, [fast.rows_json([_record(p) for p in params])])
     else:
-        _SET_STATUS.many(conn, [params for _new, params in done])
-    for new, _params in done:
+        _SET_STATUS.many(conn, params)
+    for _old, new in changed:
         after_commit(conn, "event", ("st2.execution__update", new))
-    workflows.notify_parents(
-        conn, ((row["status"], new) for (row, *_), (new, _p) in zip(changes, done, strict=True))
-    )
-    rollouts.notify(conn, (new for new, _params in done))
-    return [new for new, _params in done]
+    workflows.notify_parents(conn, changed)
+    rollouts.notify(conn, (new for _old, new in changed))
+
+
+def _params(new: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "b_id": new["id"],
+        "b_status": new["status"],
+        "b_log": new["log"],
+        "b_result": new["result"],
+        "b_end": new["end_timestamp"],
+        "b_context": new["context"],
+    }
 
 
 def _record(params: dict[str, Any]) -> dict[str, Any]:
