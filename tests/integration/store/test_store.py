@@ -4,6 +4,7 @@ executions, the datastore, group commit."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from pathlib import Path
 
@@ -307,3 +308,29 @@ def test_migrations_build_the_schema_the_code_declares(db: Database) -> None:
     with db.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
     assert diff == []
+
+
+def test_sqlite_log_is_copied_into_the_database_file_off_the_writer(tmp_path: Path) -> None:
+    """A few small commits never fill the log enough for a commit to copy it
+    (1,000 pages): the checkpoint thread does, within a fraction of a second."""
+    path = tmp_path / "squall.db"
+    db = Database(f"sqlite:///{path}")
+    try:
+        migrate.upgrade(db.write_engine)
+        db.write_sync(lambda c: queue.enqueue_many(c, "t", ["a", "b", "c"]))
+        deadline = time.time() + 5
+        while True:
+            # The database file alone, without its log: what was copied.
+            copy = tmp_path / f"copy-{time.time_ns()}.db"
+            copy.write_bytes(path.read_bytes())
+            with sqlite3.connect(copy) as raw:
+                try:
+                    found = raw.execute("SELECT count(*) FROM work").fetchone()[0]
+                except sqlite3.OperationalError:  # the table itself not copied yet
+                    found = 0
+            if found == 3:
+                break
+            assert time.time() < deadline, "the log was not copied into the database file"
+            time.sleep(0.05)
+    finally:
+        db.close()
