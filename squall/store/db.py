@@ -280,12 +280,12 @@ class Database:
         try:
             for fn, args, _loop, _fut in batch:
                 results.append(fn(conn, *args))
-            fast.flush(conn)
-            fast.discard(conn)
             effects = conn.info.get("squall_effects")
             if effects and self.publisher is not None:
                 # Sent inside the transaction: delivered only if it commits.
                 self.publisher(conn, effects)
+            fast.flush(conn)
+            fast.discard(conn)
             tx.commit()
         except Exception as exc:
             fast.discard(conn)

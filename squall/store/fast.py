@@ -190,7 +190,7 @@ class Statement:
         dumped each value in Python: both cost more than the database took to
         insert the rows)."""
         p = self._prepare(dialect)
-        if dialect.name != "postgresql" or len(params) == 1:
+        if dialect.name != "postgresql" or len(params) == 1 or not self.stmt.is_insert:  # type: ignore[attr-defined]
             cursor.executemany(p.sql, params)
             return
         if self._bulk is None:

@@ -47,8 +47,11 @@ RECONNECT_SECONDS = 1.0
 
 Effects = list[tuple[str, Any]]
 
+# Held back like the INSERTs (fast.defer): it goes out in the same round trip
+# as the transaction's new rows, just before the commit.
 _NOTIFY = fast.Statement(
-    sa.select(sa.func.pg_notify(sa.bindparam("channel", type_=sa.Text), sa.bindparam("payload")))
+    sa.select(sa.func.pg_notify(sa.bindparam("channel", type_=sa.Text), sa.bindparam("payload"))),
+    deferrable=True,
 )
 
 
