@@ -186,10 +186,12 @@ def start_batch(
     reattaching = {r["id"] for _, r in to_run if r["status"] == Status.RUNNING}
     # Remote runs are stored as running now (they are long, and a worker
     # taking one over must know it started); the others when they end.
-    eager = [r for r in scheduled if _reattachable(r["runner_type"])]
+    eager, lazy = [], []
+    for r in scheduled:
+        (eager if _reattachable(r["runner_type"]) else lazy).append(r)
     running = exe_store.set_status_many(conn, [(r, Status.RUNNING, UNSET, None) for r in eager])
     now = time.time()
-    lazy = [exe_store.started(r, now) for r in scheduled if not _reattachable(r["runner_type"])]
+    lazy = [exe_store.started(r, now) for r in lazy]
     now_running = {r["id"]: r for r in running + lazy}
     unrecorded = {r["id"] for r in lazy}
     configs: dict[tuple[str, str | None], dict[str, Any] | SquallError] = {}

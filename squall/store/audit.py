@@ -80,13 +80,10 @@ def seal(conn: Connection, limit: int = 5000) -> int:
     for row in pending:
         position += 1
         prev_hash = chain.seal(prev_hash, position, dict(zip(names, row, strict=True)))
-        seals.append({"k_seq": row[0], "v_position": position, "v_hash": prev_hash})
+        seals.append({"seq": row[0], "position": position, "hash": prev_hash})
     # ``hash IS NULL``: a record is sealed once, and the row count proves it.
     if conn.dialect.name == "postgresql":
-        records = [
-            {"seq": s["k_seq"], "position": s["v_position"], "hash": s["v_hash"]} for s in seals
-        ]
-        changed = _SEAL_PG.many(conn, [fast.rows_json(records)])
+        changed = _SEAL_PG.many(conn, [fast.rows_json(seals)])
     else:
         changed = _SEAL.many(conn, seals)
     if changed != len(seals):
@@ -115,8 +112,8 @@ _SEAL_PG = fast.Statement(
 )
 _SEAL = fast.Statement(
     audit.update()
-    .where(audit.c.seq == sa.bindparam("k_seq"), audit.c.hash.is_(None))
-    .values(position=sa.bindparam("v_position"), hash=sa.bindparam("v_hash"))
+    .where(audit.c.seq == sa.bindparam("seq"), audit.c.hash.is_(None))
+    .values(position=sa.bindparam("position"), hash=sa.bindparam("hash"))
 )
 
 

@@ -255,11 +255,10 @@ def _store(conn: Connection, changed: list[tuple[str, dict[str, Any]]]) -> None:
     follows them (the event stream, parent workflows, rollouts)."""
     if not changed:
         return
-    params = [_params(new) for _old, new in changed]
-    if conn.dialect.name == "postgresql" and len(params) > 1:
-        _SET_STATUS_PG.many(conn, [fast.rows_json([_record(p) for p in params])])
+    if conn.dialect.name == "postgresql" and len(changed) > 1:
+        _SET_STATUS_PG.many(conn, [fast.rows_json([_record(new) for _old, new in changed])])
     else:
-        _SET_STATUS.many(conn, params)
+        _SET_STATUS.many(conn, [_params(new) for _old, new in changed])
     for _old, new in changed:
         after_commit(conn, "event", ("st2.execution__update", new))
     workflows.notify_parents(conn, changed)
@@ -277,16 +276,16 @@ def _params(new: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _record(params: dict[str, Any]) -> dict[str, Any]:
+def _record(new: dict[str, Any]) -> dict[str, Any]:
     """A status change as a row of :data:`_SET_STATUS_PG`'s recordset."""
     dump = fast.dump_json
     return {
-        "id": params["b_id"],
-        "status": params["b_status"],
-        "log": dump(params["b_log"]),
-        "result": dump(params["b_result"]),
-        "end": params["b_end"],
-        "context": dump(params["b_context"]),
+        "id": new["id"],
+        "status": new["status"],
+        "log": dump(new["log"]),
+        "result": dump(new["result"]),
+        "end": new["end_timestamp"],
+        "context": dump(new["context"]),
     }
 
 
