@@ -153,6 +153,9 @@ class Settings:
     database_url: str
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
+    # squall up on SQLite: serve webhooks on this port too, from a process of
+    # their own (services/intake.py); 0: not at all.
+    intake_port: int = 0
     # Packs directories searched in order; the built-in one always comes first.
     packs_dirs: tuple[Path, ...] = ()
     # How many actions one worker runs at the same time.
@@ -279,6 +282,7 @@ class Settings:
             database_url=normalize_database_url(url),
             host=env.get("SQUALL_HOST", "127.0.0.1"),
             port=_int(env, "SQUALL_PORT", DEFAULT_PORT),
+            intake_port=_int(env, "SQUALL_INTAKE_PORT", 0),
             packs_dirs=tuple(packs),
             worker_concurrency=_int(env, "SQUALL_WORKER_CONCURRENCY", 64),
             output_cap_bytes=_int(env, "SQUALL_OUTPUT_CAP_BYTES", 1024 * 1024),

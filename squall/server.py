@@ -32,7 +32,9 @@ from squall.errors import ConfigError, Conflict
 from squall.services.audit import AuditSealer
 from squall.services.bus import Bus
 from squall.services.gc import GarbageCollector
+from squall.services.inbox import InboxReader, InboxWriter
 from squall.services.inquiries import InquiryExpirer
+from squall.services.intake import IntakeProcess
 from squall.services.inventory import InventoryService
 from squall.services.leader import (
     SENSORS,
@@ -50,7 +52,7 @@ from squall.services.scheduler import Scheduler
 from squall.services.sensors import SensorContainer
 from squall.services.worker import Worker
 from squall.services.workflows import WorkflowEngine
-from squall.store import auth, migrate, queue
+from squall.store import auth, inbox, migrate, queue
 from squall.store.db import Database
 from squall.store.notify import Listener, Publisher
 from squall.store.triggers import ensure_builtin_types
@@ -75,6 +77,9 @@ class System:
     inventory: InventoryService | None = None
     locks: LockSession | None = None  # PostgreSQL: this process's advisory locks
     listener: Listener | None = None  # PostgreSQL: what other processes committed
+    inbox: InboxWriter | None = None  # squall intake: where webhook calls are kept
+    # squall up on SQLite: where it takes the calls squall intake answered
+    inbox_reader: InboxReader | None = None
 
 
 def _write_private(path: Path, data: dict[str, Any]) -> None:
@@ -185,6 +190,7 @@ async def start_system(settings: Settings, *, register_packs: bool = True) -> Sy
     if settings.is_sqlite:
         # We hold the data directory's lock: no other process can own a lease.
         await db.write(queue.expire_leases)
+
     else:
         publisher = Publisher()
         db.publisher = publisher
@@ -218,7 +224,9 @@ async def start_system(settings: Settings, *, register_packs: bool = True) -> Sy
         once("scheduler", Scheduler(db, bus, system.owner, lease).run)
         once("inquiries", InquiryExpirer(db, bus).run)
         once("gc", GarbageCollector(db, settings).run)
-        once("rules", RulesEngine(db, bus, keyring).run)
+        if settings.is_sqlite:  # webhooks answered by `squall intake` (services/intake.py)
+            system.inbox_reader = InboxReader(inbox.path_in(settings.data_dir))
+        once("rules", RulesEngine(db, bus, keyring, system.inbox_reader).run)
         once("workflows", WorkflowEngine(db, bus, keyring).run)
         once("rollouts", RolloutController(db, bus, keyring, system.inventory).run)
         once("audit", AuditSealer(db).run)
@@ -267,6 +275,8 @@ async def stop_system(system: System) -> None:
         await system.locks.close()
     system.db.set_effect_handler(None)
     system.db.close()
+    if system.inbox_reader is not None:
+        system.inbox_reader.close()
 
 
 def serve(settings: Settings, *, announce: Any = print) -> None:
@@ -311,9 +321,15 @@ def serve(settings: Settings, *, announce: Any = print) -> None:
     )
     what = "Squall" if settings.is_all_in_one else "The Squall API"
     announce(f"{what} is starting on {settings.api_url} (data in {settings.data_dir})")
+    intake = None
+    if settings.intake_port and settings.is_sqlite and settings.is_all_in_one:
+        intake = IntakeProcess(settings)
+        intake.start()
     try:
         uvicorn.Server(config).run()
     finally:
+        if intake is not None:
+            intake.stop()
         if lock is not None:
             lock.close()
 

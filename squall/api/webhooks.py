@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import logging
 import time
 import urllib.parse
 from typing import Any
@@ -34,9 +35,11 @@ from squall.api.rules import trigger_view
 from squall.core import triggers as core_triggers
 from squall.core.rbac import Resource
 from squall.errors import Forbidden, InvalidInput, NotFound, SquallError, Unauthorized
-from squall.services.audit import record_call
+from squall.services import inbox as calls
 from squall.store import kv as kv_store
 from squall.store import triggers as trigger_store
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["webhooks"])
 
@@ -156,15 +159,19 @@ async def _reject(request: Request, url: str, error: SquallError, headers: dict[
         return
     client = request.client.host if request.client else None
     payload = {"url": url, "reason": error.message, "client": client, "headers": headers}
-    await system(request).db.write(
-        lambda conn: trigger_store.create_instance(
-            conn,
-            core_triggers.WEBHOOK,
-            payload,
-            {"source": "webhook", "url": url},
-            status=trigger_store.REJECTED,
-        )
-    )
+    await _keep(request, calls.REJECTED, {"payload": payload})
+
+
+async def _keep(request: Request, kind: str, data: dict[str, Any]) -> None:
+    """Store what a call left behind: in the database, or — served by
+    ``squall intake`` — in its inbox, which ``squall up`` empties into the
+    database (services/intake.py) with :func:`keep`."""
+    sys = system(request)
+    data["at"] = time.time()
+    if sys.inbox is not None:
+        await sys.inbox.put(kind, data)
+    else:
+        await sys.db.write(calls.keep, kind, data)
 
 
 @router.post("/api/v1/webhooks/{url:path}", status_code=202)
@@ -181,11 +188,15 @@ async def post_webhook(request: Request, url: str = "") -> JSON:
         except Forbidden:
             # Webhooks are served past the audit middleware (api.app.WebhookFastPath).
             client = request.client.host if request.client else None
-            await record_call(
-                system(request).db, actor=user, kind="denied", action=f"POST {PREFIX}{url}",
-                target=url, outcome="denied", source=client,
-                details={"status": 403, "permission": "webhook_send"},
-            )  # fmt: skip
+            call = {
+                "actor": user, "kind": "denied", "action": f"POST {PREFIX}{url}", "target": url,
+                "outcome": "denied", "source": client,
+                "details": {"status": 403, "permission": "webhook_send"},
+            }  # fmt: skip
+            try:
+                await _keep(request, calls.DENIED, {"call": call})
+            except Exception:  # the refusal stands; only its record failed
+                log.exception("could not record a refused webhook call")
             raise
     body = _parse_body(raw, request.headers.get("content-type", ""))
     headers = _headers(request)
@@ -194,7 +205,9 @@ async def post_webhook(request: Request, url: str = "") -> JSON:
     if url == core_triggers.GENERIC_WEBHOOK_URL:
         if user is None:
             raise Unauthorized("the st2 webhook needs an API key or token")
-        await system(request).db.write(_dispatch_generic, body, user)
+        # Checked before the answer, wherever the event is kept.
+        await system(request).db.read(calls.generic_trigger, body)
+        await _keep(request, calls.GENERIC, {"body": body, "user": user})
         return JSON(body, status_code=202)
 
     hooks = await _hooks.get(request, url)
@@ -218,26 +231,9 @@ async def post_webhook(request: Request, url: str = "") -> JSON:
             raise error
     payload = {"headers": headers, "headers_lower": lower, "body": body}
     context = {"source": "webhook", "url": url, "user": user}
-    await system(request).db.write(
-        lambda conn: trigger_store.create_instances(
-            conn, [(t["ref"], payload, context) for t in accepted]
-        )
-    )
+    events = [(t["ref"], payload, context) for t in accepted]
+    await _keep(request, calls.ACCEPTED, {"events": events})
     return JSON(body, status_code=202)
-
-
-def _dispatch_generic(conn: Any, body: Any, user: str) -> None:
-    if not isinstance(body, dict):
-        raise InvalidInput(f"the st2 webhook body must be an object, got {type(body).__name__}")
-    ref = body.get("trigger")
-    if not isinstance(ref, str) or not ref:
-        raise InvalidInput('the st2 webhook body needs "trigger": the trigger to dispatch')
-    payload = body.get("payload") or {}
-    trigger_type = trigger_store.type_of_trigger(conn, ref)
-    if trigger_type.get("parameters_schema") and trigger_type["ref"] == ref:
-        raise InvalidInput(f"{ref} needs parameters: dispatch one of its triggers by ref")
-    core_triggers.validate_payload(trigger_type, payload)
-    trigger_store.create_instance(conn, ref, payload, {"source": "webhook", "user": user})
 
 
 @router.get("/api/v1/webhooks")

@@ -188,6 +188,12 @@ def configure_logging(fmt: str = "text", process: str = "squall") -> None:
 @click.option("--host", metavar="ADDR", help="Address to listen on (default 127.0.0.1).")
 @click.option("--port", type=click.IntRange(1, 65535), help="Port to listen on (default 9101).")
 @click.option(
+    "--intake-port",
+    type=click.IntRange(1, 65535),
+    help="Also serve webhooks on this port, from a process of their own "
+    "(SQLite; $SQUALL_INTAKE_PORT): for heavy webhook traffic.",
+)
+@click.option(
     "--packs-dir",
     "packs_dirs",
     multiple=True,
@@ -217,6 +223,7 @@ def up(
     data_dir: Path | None,
     host: str | None,
     port: int | None,
+    intake_port: int | None,
     packs_dirs: tuple[Path, ...],
     config_file: Path | None,
     inventory_paths: tuple[Path, ...],
@@ -233,6 +240,7 @@ def up(
         data_dir=data_dir,
         host=host,
         port=port,
+        intake_port=intake_port,
         packs_dirs=list(packs_dirs) or None,
         inventory_paths=list(inventory_paths) or None,
         log_format=log_format,

@@ -136,6 +136,29 @@ def sensors(**options: Any) -> None:
     run_services(settings_for(("sensors",), **options))
 
 
+@click.command(short_help="Serve webhooks from a process of their own (SQLite).")
+@server_options
+@click.option("--host", metavar="ADDR", help="Address to listen on (default 127.0.0.1).")
+@click.option(
+    "--port",
+    "intake_port",
+    type=click.IntRange(1, 65535),
+    help="Port to listen on (default: $SQUALL_INTAKE_PORT).",
+)
+@tls_options
+def intake(**options: Any) -> None:
+    """Answer POST /api/v1/webhooks/... beside a 'squall up' on SQLite, on
+    the same data directory: the calls are kept in an inbox of their own and
+    'squall up' takes them from there. 'squall up --intake-port' starts one
+    by itself; run it alone to manage it yourself."""
+    from squall.services.intake import serve_intake
+
+    settings = settings_for(("intake",), **options)
+    if not settings.intake_port:
+        raise click.UsageError("give --port (or SQUALL_INTAKE_PORT)")
+    serve_intake(settings)
+
+
 @click.group()
 def db() -> None:
     """The database's schema."""
@@ -204,4 +227,4 @@ def db_status(database_url: str | None) -> None:
         raise SystemExit(1)
 
 
-COMMANDS = (api, worker, sensors, db)
+COMMANDS = (api, worker, sensors, intake, db)

@@ -30,7 +30,9 @@ from squall.core.timestamps import iso
 from squall.crypto import KeyRing
 from squall.errors import SquallError
 from squall.services import executions as exe_service
+from squall.services import inbox as calls
 from squall.services.bus import Bus
+from squall.services.inbox import InboxReader
 from squall.store import auth, queue
 from squall.store import executions as exe_store
 from squall.store import rbac as rbac_store
@@ -83,8 +85,12 @@ class _Event:
 
 
 class RulesEngine:
-    def __init__(self, db: Database, bus: Bus, keyring: KeyRing) -> None:
+    def __init__(
+        self, db: Database, bus: Bus, keyring: KeyRing, inbox: InboxReader | None = None
+    ) -> None:
         self.db, self.bus, self.keyring = db, bus, keyring
+        # Webhook calls answered by `squall intake` (services/inbox.py).
+        self.inbox = inbox
         self.cache = _Cache()
         self.check_due_at = 0.0
         # Rule owners: (enabled, roles, until) - looked up once a few seconds.
@@ -101,6 +107,8 @@ class RulesEngine:
                 self.check_due_at = 0.0
             for w in wakers:
                 w.clear()
+            if self.inbox is not None:
+                self.inbox.drain()  # this step reads the inbox
             try:
                 busy = await self.db.write(self.step)
             except SquallError as exc:
@@ -116,7 +124,11 @@ class RulesEngine:
                 continue
             self.check_due_at = 0.0  # idle: the next step looks at timers and windows
             wait = await self.db.read(self._next_due)
-            await _wait_any(wakers, wait)
+            if self.inbox is None:
+                await _wait_any(wakers, wait)
+                continue
+            with self.inbox.arrivals() as arrived:
+                await _wait_any([*wakers, arrived], wait)
 
     @staticmethod
     def _next_due(conn: Connection) -> float:
@@ -136,6 +148,8 @@ class RulesEngine:
         if check_due:
             self.check_due_at = now + DUE_CHECK_SECONDS
         events = self._due_timers(conn, now) if check_due else []
+        if self.inbox is not None:
+            events += self._from_inbox(conn, self.inbox.take(conn, EVENTS_PER_STEP))
         pending = trigger_store.take_pending(conn, EVENTS_PER_STEP)
         events += [_Event(r["id"], r["trigger"], r["payload"]) for r in pending]
         enforcements: list[dict[str, Any]] = []
@@ -153,9 +167,30 @@ class RulesEngine:
         metrics.RULE_MATCHES.inc(len(enforcements))
         return bool(pending or windows or events)
 
+    def _from_inbox(
+        self, conn: Connection, records: list[Any], status: str = trigger_store.PROCESSED
+    ) -> list[_Event]:
+        """The events of accepted calls, stored as instances handled in this
+        step (as a timer's are); other records are kept as they are."""
+        events = []
+        for seq, kind, data in records:
+            try:
+                if kind == calls.ACCEPTED:
+                    rows = trigger_store.create_instances(
+                        conn, calls.accepted_events(data), status=status, at=data.get("at")
+                    )
+                    events += [_Event(r["id"], r["trigger"], r["payload"]) for r in rows]
+                else:
+                    calls.keep(conn, kind, data)
+            except calls.UNKEEPABLE as exc:
+                log.error("webhook inbox record %s (%s) is dropped: %s", seq, kind, exc)
+        return events
+
     def quarantine_one(self, conn: Connection) -> None:
         """After a failed step: handle one event alone; if it fails again,
         mark it failed so it cannot block the others."""
+        if self.inbox is not None and self._quarantine_inbox(conn):
+            return
         pending = trigger_store.take_pending(conn, 1)
         if not pending:
             return
@@ -170,6 +205,28 @@ class RulesEngine:
         except Exception:
             log.exception("trigger instance %s could not be processed", event.id)
             trigger_store.set_statuses(conn, {event.id: trigger_store.PROCESSING_FAILED})
+
+    def _quarantine_inbox(self, conn: Connection) -> bool:
+        """:meth:`quarantine_one` for the inbox's next record: its instances
+        are kept, marked failed, when handling them fails again."""
+        assert self.inbox is not None
+        records = self.inbox.take(conn, 1)
+        if not records:
+            return False
+        try:
+            with conn.begin_nested():
+                executions: list[dict[str, Any]] = []
+                found: list[dict[str, Any]] = []
+                for event in self._from_inbox(conn, records):
+                    found += self._handle(
+                        conn, self.cache.get(conn), event, time.time(), executions
+                    )
+                exe_store.create_many(conn, executions)
+                rule_store.add_enforcements(conn, found)
+        except Exception:
+            log.exception("webhook inbox record %s could not be processed", records[0][0])
+            self._from_inbox(conn, records, trigger_store.PROCESSING_FAILED)
+        return True
 
     def _due_timers(self, conn: Connection, now: float) -> list[_Event]:
         events = []

@@ -42,12 +42,13 @@ def record(
     outcome: str = "ok",
     source: str | None = None,
     details: dict[str, Any] | None = None,
+    at: float | None = None,
 ) -> None:
     _INSERT.many(
         conn,
         [
             {
-                "at": time.time(),
+                "at": time.time() if at is None else at,
                 "actor": (actor or "anonymous")[:255],
                 "kind": kind,
                 "action": action[:255],

@@ -46,7 +46,7 @@ EffectHandler = Callable[[list[Effect]], None]
 
 _MAX_GROUP = 256
 # SQLite: how often a thread of its own copies the write-ahead log into the
-# database file (see Database._checkpoint_loop).
+# database file (see checkpoint_loop).
 CHECKPOINT_SECONDS = 0.1
 
 
@@ -109,8 +109,11 @@ def translate(exc: BaseException) -> SquallError:
 
 
 class Database:
-    def __init__(self, url: str, *, readers: int = 4) -> None:
+    def __init__(self, url: str, *, readers: int = 4, writes: bool = True) -> None:
+        """``writes=False``: reads only, no writer (``squall intake`` reads
+        credentials and webhooks from a database another process writes)."""
         self.url = url
+        self.writes = writes
         self.is_sqlite = url.startswith("sqlite")
         self._effect_handler: EffectHandler | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -142,12 +145,13 @@ class Database:
             _sqlite_setup(self.write_engine, immediate=True)
             self._stopping = threading.Event()
             self._checkpointer = threading.Thread(
-                target=self._checkpoint_loop,
-                args=(self.write_engine.url.database,),
+                target=checkpoint_loop,
+                args=(self.write_engine.url.database, self._stopping),
                 name="db-checkpoint",
                 daemon=True,
             )
-            self._checkpointer.start()
+            if writes:
+                self._checkpointer.start()
         else:
             self.engine = sa.create_engine(
                 url,
@@ -171,7 +175,8 @@ class Database:
         self._writer_thread = threading.Thread(
             target=self._writer_loop, name="db-write", daemon=True
         )
-        self._writer_thread.start()
+        if writes:
+            self._writer_thread.start()
 
     @property
     def dialect(self) -> str:
@@ -189,6 +194,8 @@ class Database:
         return await loop.run_in_executor(self._readers, self._read_sync, fn, args)
 
     async def write(self, fn: Callable[..., T], *args: Any) -> T:
+        if not self.writes:
+            raise SquallError("this process only reads the database")
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[T] = loop.create_future()
         self._write_queue.put((fn, args, loop, fut))
@@ -299,39 +306,41 @@ class Database:
         self._deliver(_take_effects(conn))
         return [(job, result, None) for job, result in zip(batch, results, strict=True)]
 
-    def _checkpoint_loop(self, path: str | None) -> None:
-        """Copy the write-ahead log into the database file as it grows, off
-        the writer.
-
-        SQLite does it in the commit that finds the log past 1,000 pages,
-        with two fsyncs: under load the writer (and every webhook waiting on
-        it) stopped for about 10 ms several times a second. Passive
-        checkpoints here never block the writer or the readers; the commit's
-        own checkpoint then finds the log all but copied already, and it is
-        still that one which lets the writer start the log over, so it never
-        grows past its usual size."""
-        if not path or path == ":memory:":
-            return
-        conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        try:
-            while not self._stopping.wait(CHECKPOINT_SECONDS):
-                try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                except sqlite3.Error as exc:
-                    log.warning("checkpointing the database failed: %s", exc)
-        finally:
-            conn.close()
-
     def close(self) -> None:
-        if self.is_sqlite:
+        if self.is_sqlite and self.writes:
             self._stopping.set()
             self._checkpointer.join(timeout=10)
-        self._write_queue.put(None)
-        self._writer_thread.join(timeout=10)
+        if self.writes:
+            self._write_queue.put(None)
+            self._writer_thread.join(timeout=10)
         self._readers.shutdown(wait=True)
         self.engine.dispose()
         if self.write_engine is not self.engine:
             self.write_engine.dispose()
+
+
+def checkpoint_loop(path: str | None, stopping: threading.Event) -> None:
+    """SQLite: copy the write-ahead log into the database file as it grows,
+    off the writer, until ``stopping`` is set.
+
+    SQLite does it in the commit that finds the log past 1,000 pages,
+    with two fsyncs: under load the writer (and every webhook waiting on
+    it) stopped for about 10 ms several times a second. Passive
+    checkpoints here never block the writer or the readers; the commit's
+    own checkpoint then finds the log all but copied already, and it is
+    still that one which lets the writer start the log over, so it never
+    grows past its usual size."""
+    if not path or path == ":memory:":
+        return
+    conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    try:
+        while not stopping.wait(CHECKPOINT_SECONDS):
+            try:
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.Error as exc:
+                log.warning("checkpointing %s failed: %s", path, exc)
+    finally:
+        conn.close()
 
 
 def _settle(outcomes: list[Any]) -> None:

@@ -430,3 +430,12 @@ audit = sa.Table(
     sa.Index("ix_audit_actor", "actor", "seq"),
     sa.Index("ix_audit_kind", "kind", "seq"),
 )
+
+# How far `squall up` has taken each webhook inbox (store/inbox.py): the last
+# sequence number moved into this database, committed with what it made.
+inbox_marks = sa.Table(
+    "inbox_marks",
+    metadata,
+    sa.Column("inbox", sa.String(64), primary_key=True),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+)

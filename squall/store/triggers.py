@@ -189,11 +189,13 @@ def create_instances(
     events: Iterable[tuple[str, Any, dict[str, Any] | None]],
     *,
     status: str = PENDING,
+    at: float | None = None,
 ) -> list[dict[str, Any]]:
-    """Store events ``(trigger ref, payload, context)``. A pending instance
-    is its own work item: the rules engine takes pending instances in id
-    (that is, arrival) order, so no queue row is needed."""
-    now = time.time()
+    """Store events ``(trigger ref, payload, context)`` that occurred ``at``
+    (default: now). A pending instance is its own work item: the rules
+    engine takes pending instances in id (that is, arrival) order, so no
+    queue row is needed."""
+    now = time.time() if at is None else at
     rows = [
         {
             "id": new_id(),
@@ -222,8 +224,9 @@ def create_instance(
     context: dict[str, Any] | None = None,
     *,
     status: str = PENDING,
+    at: float | None = None,
 ) -> dict[str, Any]:
-    return create_instances(conn, [(trigger, payload, context)], status=status)[0]
+    return create_instances(conn, [(trigger, payload, context)], status=status, at=at)[0]
 
 
 def _pending_statement(postgres: bool) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import ssl
@@ -30,6 +31,7 @@ class Server:
         database_url: str | None = None,
         root: Path | None = None,
         tls: tuple[Path, Path] | None = None,
+        intake: bool = False,
     ) -> None:
         # The checkout whose squall/ the server runs (this one by default).
         self.root = root or ROOT
@@ -41,6 +43,9 @@ class Server:
             ssl.create_default_context(cafile=str(tls[0])) if tls else True
         )
         self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
+        # With intake, `squall up --intake-port`: webhooks also answered there.
+        self.intake_port = free_port() if intake else None
+        self.intake_url = f"{'https' if tls else 'http'}://127.0.0.1:{self.intake_port}"
         self.packs_dirs = packs_dirs or []
         self.env = {
             **os.environ,
@@ -63,17 +68,23 @@ class Server:
             args += ["--packs-dir", str(d)]
         if self.tls:
             args += ["--tls-cert", str(self.tls[0]), "--tls-key", str(self.tls[1])]
+        if self.intake_port:
+            args += ["--intake-port", str(self.intake_port)]
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(args, env=self.env, stdout=log, stderr=log, cwd=self.root)
         deadline = time.time() + timeout
+        waiting = [self.url, self.intake_url] if self.intake_port else [self.url]
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"squall up exited early:\n{self.log.read_text()[-3000:]}")
             try:
-                health = httpx.get(f"{self.url}/health", timeout=1, verify=self.verify)
+                health = httpx.get(f"{waiting[0]}/health", timeout=1, verify=self.verify)
                 if health.status_code == 200:
-                    return self
+                    waiting.pop(0)
+                    if not waiting:
+                        return self
+                    continue
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
@@ -90,7 +101,25 @@ class Server:
                 self.proc.kill()
                 self.proc.wait()
 
+    def children(self) -> list[int]:
+        """The server's child processes (its webhook intake, sensors...)."""
+        if self.proc is None:
+            return []
+        found = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == self.proc.pid:
+                    found.append(int(stat.parent.name))
+            except (OSError, ValueError):
+                pass  # gone meanwhile
+        return found
+
     def kill(self) -> None:
+        """SIGKILL the server and its webhook intake at once."""
+        if self.intake_port:
+            for pid in self.children():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
         self.stop(signal.SIGKILL)
 
     def client(self) -> httpx.Client:

@@ -1,5 +1,6 @@
 """kill -9 during a webhook load: every event answered 202 survives, with its
-enforcement and its execution, once the server is back."""
+enforcement and its execution, once the server is back — answered by the
+server itself, or by its webhook intake (both processes killed)."""
 
 from __future__ import annotations
 
@@ -40,16 +41,16 @@ def _fire(url: str, start: int, stop: int, accepted: list[int], halt: threading.
                 accepted.append(seq)
 
 
-def test_accepted_events_survive_kill_9(tmp_path: Path) -> None:
+@pytest.mark.parametrize("intake", [False, True], ids=["server", "intake"])
+def test_accepted_events_survive_kill_9(tmp_path: Path, intake: bool) -> None:
     packs = tmp_path / "packs"
     make_event_pack(packs)
-    srv = Server(tmp_path / "data", packs_dirs=[packs]).start()
+    srv = Server(tmp_path / "data", packs_dirs=[packs], intake=intake).start()
+    url = srv.intake_url if intake else srv.url
     accepted: list[int] = []
     halt = threading.Event()
     threads = [
-        threading.Thread(
-            target=_fire, args=(srv.url, i * 100_000, i * 100_000 + 5000, accepted, halt)
-        )
+        threading.Thread(target=_fire, args=(url, i * 100_000, i * 100_000 + 5000, accepted, halt))
         for i in range(4)
     ]
     try:
