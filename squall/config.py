@@ -154,7 +154,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
     # squall up on SQLite: serve webhooks on this port too, from a process of
-    # their own (services/intake.py); 0: not at all.
+    # their own (api/intake.py); 0: not at all.
     intake_port: int = 0
     # Packs directories searched in order; the built-in one always comes first.
     packs_dirs: tuple[Path, ...] = ()

@@ -34,7 +34,6 @@ from squall.services.bus import Bus
 from squall.services.gc import GarbageCollector
 from squall.services.inbox import InboxReader, InboxWriter
 from squall.services.inquiries import InquiryExpirer
-from squall.services.intake import IntakeProcess
 from squall.services.inventory import InventoryService
 from squall.services.leader import (
     SENSORS,
@@ -224,7 +223,7 @@ async def start_system(settings: Settings, *, register_packs: bool = True) -> Sy
         once("scheduler", Scheduler(db, bus, system.owner, lease).run)
         once("inquiries", InquiryExpirer(db, bus).run)
         once("gc", GarbageCollector(db, settings).run)
-        if settings.is_sqlite:  # webhooks answered by `squall intake` (services/intake.py)
+        if settings.is_sqlite:  # webhooks answered by `squall intake` (api/intake.py)
             system.inbox_reader = InboxReader(inbox.path_in(settings.data_dir))
         once("rules", RulesEngine(db, bus, keyring, system.inbox_reader).run)
         once("workflows", WorkflowEngine(db, bus, keyring).run)
@@ -284,6 +283,7 @@ def serve(settings: Settings, *, announce: Any = print) -> None:
     import uvicorn
 
     from squall.api.app import WebhookFastPath, create_app
+    from squall.api.intake import IntakeProcess
     from squall.api.metrics import CountWebhooks
 
     check_roles(settings)

@@ -164,8 +164,8 @@ async def _reject(request: Request, url: str, error: SquallError, headers: dict[
 
 async def _keep(request: Request, kind: str, data: dict[str, Any]) -> None:
     """Store what a call left behind: in the database, or — served by
-    ``squall intake`` — in its inbox, which ``squall up`` empties into the
-    database (services/intake.py) with :func:`keep`."""
+    ``squall intake`` (api/intake.py) — in its inbox, whose records the
+    rules engine takes into the database (services/inbox.py)."""
     sys = system(request)
     data["at"] = time.time()
     if sys.inbox is not None:

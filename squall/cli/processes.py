@@ -151,7 +151,7 @@ def intake(**options: Any) -> None:
     the same data directory: the calls are kept in an inbox of their own and
     'squall up' takes them from there. 'squall up --intake-port' starts one
     by itself; run it alone to manage it yourself."""
-    from squall.services.intake import serve_intake
+    from squall.api.intake import serve_intake
 
     settings = settings_for(("intake",), **options)
     if not settings.intake_port:

@@ -28,10 +28,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from squall.api.app import WebhookFastPath
+from squall.api.edges import SecurityHeaders
+from squall.api.metrics import CountWebhooks
 from squall.config import Settings, check_tls
+from squall.crypto import KeyRing
 from squall.errors import InvalidInput
+from squall.server import System, _has, key_ring_path, settle_heap
+from squall.services.bus import Bus
 from squall.services.inbox import InboxWriter
-from squall.store import inbox
+from squall.store import inbox, migrate
 from squall.store.db import Database
 
 log = logging.getLogger(__name__)
@@ -41,14 +47,6 @@ PRUNE_SECONDS = 0.5  # the intake deletes what squall up has taken this often
 
 def create_intake_app(settings: Settings) -> Any:
     """The intake's ASGI app: webhooks, ``/health``, and a clear 404 for the rest."""
-    from squall.api.app import WebhookFastPath
-    from squall.api.edges import SecurityHeaders
-    from squall.api.metrics import CountWebhooks
-    from squall.crypto import KeyRing
-    from squall.server import System, key_ring_path, settle_heap
-    from squall.services.bus import Bus
-    from squall.store import migrate
-
     db = Database(settings.database_url, writes=False)
     migrate.check_current(db.engine)
     writer = InboxWriter(inbox.path_in(settings.data_dir))
@@ -104,8 +102,6 @@ def create_intake_app(settings: Settings) -> Any:
 def serve_intake(settings: Settings, *, announce: Any = print) -> None:
     """``squall intake``: serve webhooks on ``settings.intake_port`` until stopped."""
     import uvicorn
-
-    from squall.server import _has
 
     if not settings.is_sqlite:
         raise InvalidInput(
