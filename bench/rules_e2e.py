@@ -190,7 +190,7 @@ async def run_squall(rate: float, duration: float, crash: bool, intake: bool) ->
                             break
                         await asyncio.sleep(0.5)
                     return {
-                        "tool": "squall",
+                        "tool": "squall" + (" with its intake" if intake else ""),
                         "crash_test": True,
                         "answered_202": accepted,
                         "connection_errors_during_crash": result.errors,
