@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from tests.integration.api.conftest import write
-from tests.support.server import Server
+from tests.support.server import API_KEY, Server
 
 # Anything matching this is masked wherever Squall shows or stores text.
 MASK_PATTERN = r"PLANTED-[0-9a-f]{12}"
@@ -197,7 +197,8 @@ def self_signed(directory: Path) -> tuple[Path, Path]:
 
 @pytest.fixture(scope="session")
 def security_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """A server over HTTPS (a self-signed certificate), masking a pattern."""
+    """A server over HTTPS (a self-signed certificate), masking a pattern,
+    with its webhook intake (HTTPS too)."""
     packs = tmp_path_factory.mktemp("packs")
     make_security_pack(packs)
     srv = Server(
@@ -205,6 +206,7 @@ def security_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server
         packs_dirs=[packs],
         env={"SQUALL_MASK_PATTERNS": MASK_PATTERN, "SQUALL_CORS_ORIGINS": PORTAL},
         tls=self_signed(tmp_path_factory.mktemp("tls")),
+        intake=True,
     ).start()
     yield srv
     srv.stop()
@@ -214,6 +216,17 @@ def security_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server
 def client(security_server: Server) -> Iterator[httpx.Client]:
     with security_server.client() as c:
         yield c
+
+
+def intake_client(server: Server) -> httpx.Client:
+    """A client of the server's webhook intake (hostile and secret-bearing
+    webhooks go through it: it runs in a process of its own)."""
+    return httpx.Client(
+        base_url=server.intake_url,
+        headers={"St2-Api-Key": API_KEY},
+        verify=server.verify,
+        timeout=30,
+    )
 
 
 def wait_for(check: Callable[[], Any], what: str, timeout: float = 30) -> Any:

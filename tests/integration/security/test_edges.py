@@ -21,6 +21,25 @@ def test_the_api_speaks_https_only_with_its_certificate(security_server: Server)
     assert answered != 200
 
 
+def test_the_webhook_intake_has_the_same_edges(security_server: Server) -> None:
+    url = security_server.intake_url
+    assert url.startswith("https://")
+    with httpx.Client(base_url=url, verify=security_server.verify, timeout=10) as intake:
+        r = intake.post("/api/v1/webhooks/plant", json={"note": "x"})
+        assert r.status_code == 401  # credentials as on the API
+        assert r.headers["x-content-type-options"] == "nosniff"
+        assert r.headers["strict-transport-security"].startswith("max-age=")
+        assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
+        assert "access-control-allow-origin" not in r.headers
+        r = intake.post("/api/v1/webhooks/plant", content=b"x" * 5_000_000)
+        assert r.status_code == 413
+    try:
+        answered = httpx.get(f"{url.replace('https://', 'http://')}/health", timeout=5)
+    except httpx.HTTPError:
+        answered = None
+    assert answered is None or answered.status_code != 200
+
+
 def test_responses_carry_security_headers_and_no_cors(client: httpx.Client) -> None:
     for path in ("/api/v1/executions", "/ui/", "/api/v1/nothing-here"):
         r = client.get(path, headers={"Origin": "https://evil.example"})

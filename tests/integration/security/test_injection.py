@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.integration.security.conftest import rule_executions
+from tests.integration.security.conftest import intake_client, rule_executions
 from tests.support.server import Server
 
 
@@ -23,7 +23,8 @@ def test_a_hostile_webhook_runs_nothing_but_the_intended_commands(
         f"$(touch {marker}) `touch {marker}` && touch {marker} | touch {marker}\n"
         "it's \"quoted\" \\ {{ 7*7 }} {{ ''.__class__ }} {% raw %}x{% endraw %} <% 1+1 %>"
     )
-    r = client.post("/api/v1/webhooks/inject", json={"msg": msg})
+    with intake_client(security_server) as hooks:
+        r = hooks.post("/api/v1/webhooks/inject", json={"msg": msg})
     assert r.status_code == 202
 
     shell = rule_executions(client, "secpack.inject_local")[0]

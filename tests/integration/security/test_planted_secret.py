@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import orjson
 
-from tests.integration.security.conftest import rule_executions, wait_for
+from tests.integration.security.conftest import intake_client, rule_executions, wait_for
 from tests.support.server import API_KEY, Server
 
 MASK = "********"
@@ -128,7 +128,8 @@ def test_planted_secrets_appear_on_no_surface(
         )
         assert r.status_code == 201, r.text
         direct = r.json()["id"]
-        r = client.post("/api/v1/webhooks/plant", json={"note": pattern_secret})
+        with intake_client(security_server) as hooks:  # the intake's log is searched too
+            r = hooks.post("/api/v1/webhooks/plant", json={"note": pattern_secret})
         assert r.status_code == 202
         flow = rule_executions(client, "secpack.plant_leaky_flow")[0]["id"]
 
