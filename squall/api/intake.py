@@ -21,8 +21,10 @@ import signal
 import subprocess
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import make_url
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -33,7 +35,7 @@ from squall.api.edges import SecurityHeaders
 from squall.api.metrics import CountWebhooks
 from squall.config import Settings, check_tls
 from squall.crypto import KeyRing
-from squall.errors import InvalidInput
+from squall.errors import ConfigError
 from squall.server import System, _has, key_ring_path, settle_heap
 from squall.services.bus import Bus
 from squall.services.inbox import InboxWriter
@@ -104,8 +106,14 @@ def serve_intake(settings: Settings, *, announce: Any = print) -> None:
     import uvicorn
 
     if not settings.is_sqlite:
-        raise InvalidInput(
+        raise ConfigError(
             "squall intake is for SQLite: on PostgreSQL, run more 'squall api' processes"
+        )
+    database = Path(make_url(settings.database_url).database or "")
+    if not database.is_file():
+        raise ConfigError(
+            f"there is no Squall database at {database}: the intake serves beside a "
+            "'squall up' on the same data directory (--data-dir, SQUALL_DATA_DIR); start that first"
         )
     tls = check_tls(settings)
     app = create_intake_app(settings)

@@ -36,6 +36,20 @@ def test_the_separate_processes_refuse_sqlite(tmp_path: Path) -> None:
     assert not (tmp_path / "squall.db").exists()
 
 
+def test_the_intake_needs_an_sqlite_squall_to_serve_beside(tmp_path: Path) -> None:
+    env = {"SQUALL_DATA_DIR": str(tmp_path), "SQUALL_DATABASE_URL": ""}
+    alone = squall(env, "intake", "--port", "9")
+    assert alone.returncode == 2
+    assert "no Squall database" in alone.stderr and "squall up" in alone.stderr
+    no_port = squall(env, "intake")
+    assert no_port.returncode == 2 and "--port" in no_port.stderr
+    postgres = squall(
+        {**env, "SQUALL_DATABASE_URL": "postgresql://u@127.0.0.1/db"}, "intake", "--port", "9"
+    )
+    assert postgres.returncode == 2 and "squall api" in postgres.stderr
+    assert not (tmp_path / "inbox.db").exists()
+
+
 @pytest.mark.postgres
 def test_db_upgrade_and_the_refusal_of_an_older_schema(pg_url: str, tmp_path: Path) -> None:
     url = normalize_database_url(pg_url)
