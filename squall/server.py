@@ -323,6 +323,9 @@ def serve(settings: Settings, *, announce: Any = print) -> None:
     announce(f"{what} is starting on {settings.api_url} (data in {settings.data_dir})")
     intake = None
     if settings.intake_port and settings.is_sqlite and settings.is_all_in_one:
+        # The key ring exists before the intake reads it: two processes
+        # making it at once could each write a key of their own.
+        KeyRing(key_ring_path(settings))
         intake = IntakeProcess(settings)
         intake.start()
     try:

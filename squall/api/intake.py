@@ -115,6 +115,11 @@ def serve_intake(settings: Settings, *, announce: Any = print) -> None:
             f"there is no Squall database at {database}: the intake serves beside a "
             "'squall up' on the same data directory (--data-dir, SQUALL_DATA_DIR); start that first"
         )
+    if not key_ring_path(settings).is_file():
+        raise ConfigError(
+            f"the datastore key ring {key_ring_path(settings)} is missing: start 'squall up' "
+            "on this data directory first"
+        )
     tls = check_tls(settings)
     app = create_intake_app(settings)
     config = uvicorn.Config(
