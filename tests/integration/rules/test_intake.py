@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
+import signal
 import sqlite3
 import time
 import uuid
@@ -209,3 +211,32 @@ def test_the_inbox_is_emptied_into_the_database(server: Server, intake: httpx.Cl
             db.close()
 
     assert wait_for(emptied, what="the inbox to be taken and pruned")
+
+
+def test_an_intake_that_dies_is_started_again(server: Server, client: httpx.Client) -> None:
+    (pid,) = [p for p in server.children() if b"intake" in Path(f"/proc/{p}/cmdline").read_bytes()]
+    os.kill(pid, signal.SIGKILL)
+
+    def back() -> bool:
+        try:
+            return httpx.get(f"{server.intake_url}/health", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_for(back, what="the intake to be started again")
+    assert pid not in server.children()
+    body = {"severity": "critical", "host": "web-after-a-restart"}
+    r = httpx.post(
+        f"{server.intake_url}/api/v1/webhooks/hooks/alert",
+        json=body,
+        headers={"St2-Api-Key": API_KEY},
+    )
+    assert r.status_code == 202
+    wait_for(
+        lambda: any(
+            i["payload"].get("body") == body
+            for i in client.get("/api/v1/triggerinstances", params={"limit": 50}).json()
+        ),
+        what="the call after the restart",
+    )
+    assert "the webhook intake exited" in server.log.read_text()
