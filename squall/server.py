@@ -304,20 +304,9 @@ def serve(settings: Settings, *, announce: Any = print) -> None:
             f"Both are saved (mode 0600) in {settings.data_dir / CREDENTIALS_FILE}; "
             "the squall CLI on this machine uses them."
         )
-    tls = check_tls(settings)
     app = create_app(settings)
-    config = uvicorn.Config(
-        CountWebhooks(WebhookFastPath(app, settings.max_request_bytes)),
-        host=settings.host,
-        port=settings.port,
-        log_level="warning",
-        loop="uvloop" if _has("uvloop") else "asyncio",
-        http="httptools" if _has("httptools") else "h11",
-        access_log=False,
-        proxy_headers=False,  # nothing trusts X-Forwarded-* headers unless told to
-        timeout_graceful_shutdown=5,
-        ssl_certfile=str(tls[0]) if tls else None,
-        ssl_keyfile=str(tls[1]) if tls else None,
+    config = http_config(
+        CountWebhooks(WebhookFastPath(app, settings.max_request_bytes)), settings, settings.port
     )
     what = "Squall" if settings.is_all_in_one else "The Squall API"
     announce(f"{what} is starting on {settings.api_url} (data in {settings.data_dir})")
@@ -337,10 +326,30 @@ def serve(settings: Settings, *, announce: Any = print) -> None:
             lock.close()
 
 
-def _has(module: str) -> bool:
+def http_config(app: Any, settings: Settings, port: int) -> Any:
+    """How Squall's HTTP servers run (the API's, the intake's): uvicorn on
+    ``settings.host``, quiet, HTTPS with ``settings``' certificate if any."""
     import importlib.util
 
-    return importlib.util.find_spec(module) is not None
+    import uvicorn
+
+    def has(module: str) -> bool:
+        return importlib.util.find_spec(module) is not None
+
+    tls = check_tls(settings)
+    return uvicorn.Config(
+        app,
+        host=settings.host,
+        port=port,
+        log_level="warning",
+        loop="uvloop" if has("uvloop") else "asyncio",
+        http="httptools" if has("httptools") else "h11",
+        access_log=False,
+        proxy_headers=False,  # nothing trusts X-Forwarded-* headers unless told to
+        timeout_graceful_shutdown=5,
+        ssl_certfile=str(tls[0]) if tls else None,
+        ssl_keyfile=str(tls[1]) if tls else None,
+    )
 
 
 def _say(message: str) -> None:

@@ -33,10 +33,10 @@ from starlette.routing import Route
 from squall.api.app import WebhookFastPath
 from squall.api.edges import SecurityHeaders
 from squall.api.metrics import CountWebhooks
-from squall.config import Settings, check_tls
+from squall.config import Settings
 from squall.crypto import KeyRing
 from squall.errors import ConfigError
-from squall.server import System, _has, key_ring_path, settle_heap
+from squall.server import System, http_config, key_ring_path, settle_heap
 from squall.services.bus import Bus
 from squall.services.inbox import InboxWriter
 from squall.store import inbox, migrate
@@ -120,22 +120,8 @@ def serve_intake(settings: Settings, *, announce: Any = print) -> None:
             f"the datastore key ring {key_ring_path(settings)} is missing: start 'squall up' "
             "on this data directory first"
         )
-    tls = check_tls(settings)
-    app = create_intake_app(settings)
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.intake_port,
-        log_level="warning",
-        loop="uvloop" if _has("uvloop") else "asyncio",
-        http="httptools" if _has("httptools") else "h11",
-        access_log=False,
-        proxy_headers=False,
-        timeout_graceful_shutdown=5,
-        ssl_certfile=str(tls[0]) if tls else None,
-        ssl_keyfile=str(tls[1]) if tls else None,
-    )
-    scheme = "https" if tls else "http"
+    config = http_config(create_intake_app(settings), settings, settings.intake_port)
+    scheme = "https" if settings.tls_cert is not None else "http"
     announce(f"The Squall webhook intake is starting on {scheme}://{settings.host}:"
              f"{settings.intake_port}/api/v1/webhooks/")  # fmt: skip
     uvicorn.Server(config).run()

@@ -217,10 +217,9 @@ class RulesEngine:
             with conn.begin_nested():
                 executions: list[dict[str, Any]] = []
                 found: list[dict[str, Any]] = []
+                index, now = self.cache.get(conn), time.time()
                 for event in self._from_inbox(conn, records):
-                    found += self._handle(
-                        conn, self.cache.get(conn), event, time.time(), executions
-                    )
+                    found += self._handle(conn, index, event, now, executions)
                 exe_store.create_many(conn, executions)
                 rule_store.add_enforcements(conn, found)
         except Exception:
